@@ -1,0 +1,101 @@
+"""One error envelope, `{"error": {"code", "message", "details"}}`, and one exception mapper."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("ray.serve")
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "overloaded",
+    504: "timeout",
+}
+
+
+class ApiError(Exception):
+    """Raised anywhere in the request path to answer with a given status and envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {
+        "error": {
+            "code": _STATUS_CODES.get(status, "error"),
+            "message": message,
+            "details": details,
+        }
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    details = []
+    for err in exc.errors():
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        field = _field_path(tuple(err.get("loc", ())))
+        if err.get("type") == "json_invalid":
+            return error_response(
+                400, "request body is not valid JSON", [{"field": "body", "message": message}]
+            )
+        details.append({"field": field, "message": message})
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    return error_response(422, f"invalid request: {summary}", details)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(ApiError)
+    async def _on_api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(asyncio.TimeoutError)
+    async def _on_timeout(_: Request, exc: asyncio.TimeoutError) -> JSONResponse:
+        return error_response(504, "the request took too long; try again")
+
+    @app.exception_handler(Exception)
+    async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error")

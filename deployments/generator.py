@@ -1,0 +1,209 @@
+"""TextGenerator: one padded `generate` call for a batch of chat prompts.
+
+Each row samples with its own seeded random generator, token budget and minimum length, so a
+request's output does not depend on what it happened to be batched with, and a short title in
+the same batch as a long body stops early instead of padding along.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria
+from transformers import StoppingCriteriaList as _StoppingCriteriaList
+
+from deployments.model_loader import LoadedModel
+from deployments.schemas import GenerationJob, GenerationResult
+from deployments.settings import GenerationSettings, ModelSettings
+
+logger = logging.getLogger(__name__)
+
+CancelCheck = Callable[[int], bool]
+
+
+class PerRowSampler(LogitsProcessor):
+    """Samples each row with its own generator and returns a one-hot choice.
+
+    Generation runs with `do_sample=False`; picking the arg-max of a one-hot row is the sampled
+    token, so sampling stays under our control (per-row seeds) while `generate` keeps its KV
+    cache, padding and stopping logic.
+    """
+
+    def __init__(
+        self,
+        *,
+        seeds: Sequence[int],
+        min_new_tokens: Sequence[int],
+        prompt_length: int,
+        eos_token_ids: Sequence[int],
+        settings: GenerationSettings,
+        device: str,
+    ) -> None:
+        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        self.min_new_tokens = list(min_new_tokens)
+        self.prompt_length = prompt_length
+        self.eos_token_ids = list(eos_token_ids)
+        self.settings = settings
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        produced = input_ids.shape[1] - self.prompt_length
+        logits = scores.float()
+        too_short = [row for row, least in enumerate(self.min_new_tokens) if produced < least]
+        if too_short and self.eos_token_ids:
+            logits = logits.clone()
+            rows = torch.tensor(too_short, device=logits.device)[:, None]
+            logits[rows, torch.tensor(self.eos_token_ids, device=logits.device)] = float("-inf")
+        chosen = self._choose(logits)
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, chosen.unsqueeze(1), 0.0)
+        return out
+
+    def _choose(self, logits: torch.Tensor) -> torch.Tensor:
+        """Temperature, top-k and top-p for all rows at once, then one seeded draw per row."""
+        settings = self.settings
+        if settings.temperature == 0:
+            return logits.argmax(-1)
+        logits = logits / settings.temperature
+        k = settings.top_k if 0 < settings.top_k < logits.shape[-1] else logits.shape[-1]
+        top_logits, top_ids = torch.topk(logits, k, dim=-1)  # sorted, highest first
+        probs = top_logits.softmax(-1)
+        if settings.top_p < 1:
+            # Keep the smallest prefix whose mass reaches top_p (always the first token).
+            probs = probs.masked_fill(probs.cumsum(-1) - probs > settings.top_p, 0.0)
+        draws = [
+            torch.multinomial(probs[row], 1, generator=generator)
+            for row, generator in enumerate(self.generators)
+        ]
+        return top_ids.gather(1, torch.stack(draws)).squeeze(1)
+
+
+class PerRowBudget(StoppingCriteria):
+    """Stops each row at its own token budget, or when its caller has gone away."""
+
+    def __init__(
+        self, max_new_tokens: Sequence[int], prompt_length: int, cancelled: CancelCheck | None
+    ) -> None:
+        self.max_new_tokens = torch.tensor(max_new_tokens)
+        self.prompt_length = prompt_length
+        self.cancelled = cancelled
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **_: Any) -> Any:
+        produced = input_ids.shape[1] - self.prompt_length
+        done = (self.max_new_tokens <= produced).to(input_ids.device)
+        if self.cancelled is not None:
+            gone = [self.cancelled(row) for row in range(input_ids.shape[0])]
+            done = done | torch.tensor(gone, device=input_ids.device)
+        return done
+
+
+class TextGenerator:
+    """Plain class behind the three model deployments; tests drive it without Ray."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        generation: GenerationSettings,
+        model_settings: ModelSettings | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.generation = generation
+        self.max_input_tokens = model_settings.max_input_tokens if model_settings else 512
+        tokenizer = loaded.tokenizer
+        eos = loaded.model.generation_config.eos_token_id or tokenizer.eos_token_id
+        self.eos_token_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        self.pad_token_id = tokenizer.pad_token_id
+
+    @property
+    def model_id(self) -> str:
+        return self.loaded.model_id
+
+    def render(self, job: GenerationJob) -> str:
+        tokenizer = self.loaded.tokenizer
+        if getattr(tokenizer, "chat_template", None):
+            return tokenizer.apply_chat_template(
+                job.messages, add_generation_prompt=True, tokenize=False
+            )
+        # Base models without a chat template get the messages as plain text.
+        return "\n\n".join(m["content"] for m in job.messages) + "\n\n"
+
+    def generate_batch(
+        self, jobs: Sequence[GenerationJob], cancelled: CancelCheck | None = None
+    ) -> list[GenerationResult | Exception]:
+        """Generate every job in one padded call; a job that cannot be rendered fails alone."""
+        started = time.perf_counter()
+        results: list[GenerationResult | Exception] = [RuntimeError("not generated")] * len(jobs)
+        prompts: list[str] = []
+        rows: list[int] = []
+        for index, job in enumerate(jobs):
+            try:
+                prompts.append(self.render(job))
+                rows.append(index)
+            except Exception as exc:
+                logger.warning("job %d could not be rendered: %s", index, exc)
+                results[index] = exc
+        if not rows:
+            return results
+
+        texts, counts = self._generate([jobs[i] for i in rows], prompts, cancelled, rows)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        for row, text, count in zip(rows, texts, counts):
+            results[row] = GenerationResult(
+                text=text, new_tokens=count, elapsed_ms=elapsed_ms, batch_size=len(rows)
+            )
+        return results
+
+    @torch.inference_mode()
+    def _generate(
+        self,
+        jobs: Sequence[GenerationJob],
+        prompts: Sequence[str],
+        cancelled: CancelCheck | None,
+        rows: Sequence[int],
+    ) -> tuple[list[str], list[int]]:
+        loaded = self.loaded
+        encoded = loaded.tokenizer(
+            list(prompts),
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.max_input_tokens,
+            add_special_tokens=False,
+        ).to(loaded.device)
+        prompt_length = encoded["input_ids"].shape[1]
+        max_new = [job.max_new_tokens for job in jobs]
+        row_cancelled = (lambda r: cancelled(rows[r])) if cancelled else None
+        sampler = PerRowSampler(
+            seeds=[job.seed for job in jobs],
+            min_new_tokens=[job.min_new_tokens for job in jobs],
+            prompt_length=prompt_length,
+            eos_token_ids=self.eos_token_ids,
+            settings=self.generation,
+            device=loaded.device,
+        )
+        output = loaded.model.generate(
+            **encoded,
+            max_new_tokens=max(max_new),
+            do_sample=False,
+            repetition_penalty=self.generation.repetition_penalty,
+            no_repeat_ngram_size=self.generation.no_repeat_ngram_size or None,
+            logits_processor=LogitsProcessorList([sampler]),
+            stopping_criteria=_StoppingCriteriaList(
+                [PerRowBudget(max_new, prompt_length, row_cancelled)]
+            ),
+            pad_token_id=self.pad_token_id,
+            eos_token_id=self.eos_token_ids or None,
+        )
+        texts, counts = [], []
+        for row, job in enumerate(jobs):
+            new_tokens = output[row, prompt_length : prompt_length + job.max_new_tokens].tolist()
+            for position, token in enumerate(new_tokens):
+                if token in self.eos_token_ids:
+                    new_tokens = new_tokens[:position]
+                    break
+            texts.append(loaded.tokenizer.decode(new_tokens, skip_special_tokens=True))
+            counts.append(len(new_tokens))
+        return texts, counts

@@ -1,0 +1,158 @@
+"""The public API's request and response models, and the messages passed between deployments."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+# Control characters other than tab and newline have no place in a post and break terminals/logs.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+LINKEDIN_MAX_CHARS = 3000
+TITLE_MAX_CHARS = 150
+MAX_SEED = 2**63 - 1
+
+
+class Tone(str, Enum):
+    professional = "professional"
+    casual = "casual"
+    inspirational = "inspirational"
+    educational = "educational"
+    humorous = "humorous"
+
+
+class PostLength(str, Enum):
+    short = "short"
+    medium = "medium"
+    long = "long"
+
+
+# Characters of body per length: (minimum, maximum).
+LENGTH_BANDS: dict[PostLength, tuple[int, int]] = {
+    PostLength.short: (150, 1000),
+    PostLength.medium: (300, 1900),
+    PostLength.long: (600, 2900),
+}
+
+
+def _clean_text(value: str | None, *, field: str, optional: bool) -> str | None:
+    if value is None:
+        return None
+    if _CONTROL_CHARS.search(value):
+        raise ValueError(f"{field} must not contain control characters")
+    value = value.strip()
+    if optional and not value:
+        return None
+    return value
+
+
+class PostRequest(BaseModel):
+    """What a user asks for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str = Field(..., description="What the post is about (3-500 characters after trimming).")
+    tone: Tone = Tone.professional
+    audience: str | None = Field(None, description="Who the post is for.")
+    length: PostLength = PostLength.medium
+    num_hashtags: int = Field(3, ge=0, le=10)
+    call_to_action: str | None = Field(None, description="When given, the body ends with it.")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Same request + seed, same post.")
+    use_cache: bool = Field(True, description="False skips cache reads; the post is still stored.")
+
+    @field_validator("topic", mode="before")
+    @classmethod
+    def _topic(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        cleaned = _clean_text(value, field="topic", optional=False) or ""
+        if not 3 <= len(cleaned) <= 500:
+            raise ValueError(
+                f"topic must be 3 to 500 characters after trimming, got {len(cleaned)}"
+            )
+        return cleaned
+
+    @field_validator("audience", "call_to_action", mode="before")
+    @classmethod
+    def _optional_text(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        value = _clean_text(value, field=info.field_name, optional=True)
+        if value is not None and len(value) > 200:
+            raise ValueError(f"{info.field_name} must be at most 200 characters, got {len(value)}")
+        return value
+
+
+class BatchPostRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[PostRequest] = Field(..., min_length=1, max_length=32)
+
+
+class CacheInfo(BaseModel):
+    hit: bool = False
+    layer: Literal["l1", "l2", "l3"] | None = None
+    key: str | None = Field(None, description="Pass to DELETE /v1/cache?key=... to drop it.")
+
+
+class PostMetadata(BaseModel):
+    characters: int
+    words: int
+    reading_time_seconds: int
+    model: str
+    cache: CacheInfo = CacheInfo()
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    request_id: str = ""
+
+
+class Post(BaseModel):
+    """A finished post, ready to paste into LinkedIn."""
+
+    id: str
+    title: str = Field(..., description="The hook LinkedIn shows before 'see more'.")
+    content: str
+    hashtags: list[str]
+    text: str = Field(..., description="Title, body and hashtags assembled (at most 3000 chars).")
+    metadata: PostMetadata
+
+
+class BatchPostResponse(BaseModel):
+    posts: list[Post]
+
+
+class WarmRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[PostRequest] = Field(..., min_length=1, max_length=256)
+
+
+class WarmResponse(BaseModel):
+    requested: int
+    generated: int
+    already_cached: int
+
+
+class CacheDeleted(BaseModel):
+    deleted: str = Field(..., description="'all', or the key that was dropped.")
+
+
+PostPart = Literal["title", "content", "hashtags"]
+
+
+class GenerationJob(BaseModel):
+    """One prompt for a model deployment: chat messages plus its decoding budget."""
+
+    messages: list[dict[str, str]]
+    max_new_tokens: int = Field(..., ge=1)
+    min_new_tokens: int = Field(0, ge=0)
+    seed: int = Field(..., ge=0)
+
+
+class GenerationResult(BaseModel):
+    text: str
+    new_tokens: int
+    elapsed_ms: float
+    batch_size: int
