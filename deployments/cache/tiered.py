@@ -1,0 +1,243 @@
+"""TieredCache: read-through L1 -> L2 -> L3 with promotion, write-through to every layer,
+single-flight generation on a miss, and read counts for refreshing popular entries ahead of
+expiry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deployments.cache.codec import CorruptEntry, decode, encode
+from deployments.cache.layers import DiskLayer, Layer, MemoryLayer, RedisLayer
+from deployments.cache.popularity import Popularity
+from deployments.cache.singleflight import SingleFlight
+from deployments.settings import CacheSettings
+
+Generate = Callable[[], Awaitable[dict[str, Any]]]
+
+logger = logging.getLogger("ray.serve")
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    value: dict[str, Any]
+    layer: str
+
+
+class TieredCache:
+    """Plain class behind the CacheLookup deployment; tests drive it without Ray."""
+
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        compression_threshold: int = 1024,
+        *,
+        lock_ttl_s: float = 60,
+        follower_wait_s: float = 45,
+        poll_interval_s: float = 0.05,
+        refresh_ahead_s: float = 3600,
+        popular_top_n: int = 100,
+        popularity_window_s: float = 3600,
+    ) -> None:
+        self.layers = list(layers)
+        self.compression_threshold = compression_threshold
+        self.refresh_ahead_s = refresh_ahead_s
+        self.popular_top_n = popular_top_n
+        l2 = self.layer("l2")
+        self.l2 = l2 if isinstance(l2, RedisLayer) else None
+        self.single_flight: SingleFlight[tuple[dict[str, Any], str | None]] = SingleFlight(
+            self.l2,
+            lock_ttl_s=lock_ttl_s,
+            follower_wait_s=follower_wait_s,
+            poll_interval_s=poll_interval_s,
+        )
+        self.popularity = (
+            Popularity(self.l2, window_s=popularity_window_s) if self.l2 is not None else None
+        )
+
+    @classmethod
+    def from_settings(cls, settings: CacheSettings) -> TieredCache:
+        layers: list[Layer] = [
+            MemoryLayer(settings.l1_max_entries, settings.l1_max_bytes, settings.l1_ttl_s)
+        ]
+        if settings.redis_url:
+            layers.append(
+                RedisLayer(
+                    settings.redis_url,
+                    ttl_s=settings.l2_ttl_s,
+                    key_prefix=settings.l2_key_prefix,
+                    socket_timeout_s=settings.l2_socket_timeout_s,
+                    max_connections=settings.l2_max_connections,
+                )
+            )
+        if settings.l3_enabled:
+            layers.append(
+                DiskLayer(
+                    settings.l3_dir,
+                    size_limit=settings.l3_size_limit_bytes,
+                    ttl_s=settings.l3_ttl_s,
+                )
+            )
+        return cls(
+            layers,
+            settings.compression_threshold_bytes,
+            lock_ttl_s=settings.lock_ttl_s,
+            follower_wait_s=settings.follower_wait_s,
+            refresh_ahead_s=settings.refresh_ahead_s,
+            popular_top_n=settings.popular_top_n,
+        )
+
+    def layer(self, name: str) -> Layer | None:
+        return next((layer for layer in self.layers if layer.name == name), None)
+
+    async def get(self, key: str) -> CacheHit | None:
+        return (await self.get_many([key]))[0]
+
+    async def get_many(self, keys: Sequence[str], *, count: bool = True) -> list[CacheHit | None]:
+        """One round trip per layer for all keys still missing; hits fill the layers above.
+
+        `count`: add these reads to the popularity counts (in the background, best effort).
+        """
+        hits = await self._read(keys, self.layers)
+        if count and self.popularity is not None:
+            self.popularity.record(keys)
+        return hits
+
+    async def _read(self, keys: Sequence[str], layers: Sequence[Layer]) -> list[CacheHit | None]:
+        hits: list[CacheHit | None] = [None] * len(keys)
+        missing = list(range(len(keys)))
+        for depth, layer in enumerate(layers):
+            if not missing:
+                break
+            blobs = await layer.get_many([keys[i] for i in missing])
+            promote: list[tuple[str, bytes]] = []
+            corrupt: list[str] = []
+            still_missing = []
+            for index, blob in zip(missing, blobs):
+                if blob is None:
+                    still_missing.append(index)
+                    continue
+                try:
+                    hits[index] = CacheHit(decode(blob), layer.name)
+                except CorruptEntry as exc:
+                    logger.warning(
+                        "corrupt %s cache entry %s dropped: %s", layer.name, keys[index], exc
+                    )
+                    corrupt.append(keys[index])
+                    still_missing.append(index)
+                    continue
+                promote.append((keys[index], blob))
+            if corrupt:
+                await layer.delete(corrupt)
+            if promote:
+                for upper in layers[:depth]:
+                    await upper.set_many(promote)
+            missing = still_missing
+        return hits
+
+    async def put(self, key: str, value: dict[str, Any]) -> None:
+        await self.put_many([(key, value)])
+
+    async def put_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        encoded = [(key, encode(value, self.compression_threshold)) for key, value in items]
+        for layer in self.layers:
+            await layer.set_many(encoded)
+
+    async def get_or_generate(
+        self, key: str, generate: Generate, *, read: bool = True
+    ) -> tuple[dict[str, Any], str | None]:
+        """The cached value and the layer that had it, or `generate()`'s value (stored in every
+        layer) and None.
+
+        Concurrent misses of one key call `generate` once: once per process, and once across
+        replicas while Redis is up (see `SingleFlight`). A caller that waited for another
+        replica's leader gets its value with the layer it was read from. A failed generation
+        raises in every caller that was waiting on it, and the next call tries again.
+
+        `read=False` (a request's use_cache: false): no reads and no waiting on others; the
+        fresh value is still stored.
+        """
+        if not read:
+            return await self._generate_and_store(key, generate)
+        hit = await self.get(key)
+        if hit is not None:
+            return hit.value, hit.layer
+        return await self.single_flight.do(
+            key, lambda: self._generate_and_store(key, generate), lambda: self._shared_lookup(key)
+        )
+
+    async def _generate_and_store(
+        self, key: str, generate: Generate
+    ) -> tuple[dict[str, Any], str | None]:
+        value = await generate()
+        await self.put(key, value)
+        return value, None
+
+    async def _shared_lookup(self, key: str) -> tuple[dict[str, Any], str | None] | None:
+        """What another replica's leader stored: L1 and L2, not the per-machine L3."""
+        upto = [layer for layer in self.layers if layer.name in ("l1", "l2")]
+        hit = (await self._read([key], upto))[0]
+        return (hit.value, hit.layer) if hit is not None else None
+
+    async def popular_keys(self, n: int | None = None) -> list[str]:
+        """The `n` (default `popular_top_n`) most-read keys lately, most read first; [] without
+        Redis or while it is down."""
+        if self.popularity is None:
+            return []
+        return [key for key, _ in await self.popularity.top(self.popular_top_n if n is None else n)]
+
+    async def entries_due_for_refresh(
+        self, n: int | None = None, refresh_ahead_s: float | None = None
+    ) -> list[str]:
+        """Those of the `n` most popular keys whose L2 entry expires within `refresh_ahead_s`
+        (defaults: the settings). Keys already gone from L2 are not due: the next read
+        regenerates them."""
+        if self.l2 is None:
+            return []
+        ahead_ms = 1000 * (self.refresh_ahead_s if refresh_ahead_s is None else refresh_ahead_s)
+        keys = await self.popular_keys(n)
+        ttls = await self.l2.pttl_many(keys)
+        return [key for key, ms in zip(keys, ttls) if ms is not None and 0 <= ms < ahead_ms]
+
+    async def refresh(
+        self, key: str, generate: Generate, *, refresh_ahead_s: float | None = None
+    ) -> dict[str, Any] | None:
+        """Regenerate `key` and store it in every layer, unless another caller (here or on another
+        replica) is already generating it, or, once this one holds the lock, the L2 entry no
+        longer expires within `refresh_ahead_s` (another replica just refreshed it). Returns the
+        new value, or None when skipped."""
+        ahead_ms = 1000 * (self.refresh_ahead_s if refresh_ahead_s is None else refresh_ahead_s)
+
+        async def still_due() -> bool:
+            if self.l2 is None:
+                return True
+            (ms,) = await self.l2.pttl_many([key])
+            return ms is None or ms < ahead_ms
+
+        done = await self.single_flight.try_lead(
+            key, lambda: self._generate_and_store(key, generate), still_due
+        )
+        return done[0] if done is not None else None
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        for layer in self.layers:
+            await layer.delete(keys)
+
+    async def clear(self) -> None:
+        for layer in self.layers:
+            await layer.clear()
+
+    def status(self) -> dict[str, str]:
+        return {layer.name: layer.status() for layer in self.layers}
+
+    async def close(self) -> None:
+        """Send buffered read counts; close the Redis connections and the disk cache."""
+        if self.popularity is not None:
+            await self.popularity.close()
+        for layer in self.layers:
+            if isinstance(layer, RedisLayer):
+                await layer.close()
+            elif isinstance(layer, DiskLayer):
+                layer.close()
