@@ -1,0 +1,28 @@
+"""Compiler: a thin Serve wrapper over PostCompiler."""
+
+from __future__ import annotations
+
+from deployments.compiler import PostCompiler
+from deployments.schemas import GenerationResult, Post, PostRequest
+
+_HEALTH_REQUEST = PostRequest(topic="health check", num_hashtags=1)
+
+
+class Compiler:
+    def __init__(self, model_id: str) -> None:
+        self.compiler = PostCompiler(model_id)
+
+    def check_health(self) -> None:
+        """Serve marks the replica unhealthy if compiling a fixed input fails."""
+        self.compiler.compile(_HEALTH_REQUEST, "Title", "Body.", "#Tag")
+
+    def compile(
+        self,
+        request: PostRequest,
+        title: GenerationResult,
+        content: GenerationResult,
+        hashtags: GenerationResult | None,
+    ) -> Post:
+        return self.compiler.compile(
+            request, title.text, content.text, hashtags.text if hashtags else ""
+        )

@@ -1,0 +1,337 @@
+"""linkedin-posts: the Ray Serve deployment graph. Read it top to bottom for the request path.
+
+    client ──HTTP──▶ Serve proxy ─▶ Ingress (FastAPI: validate, error envelope, timeout)
+                                       │
+                                       ▼
+                                   CacheLookup ── hit (L1 memory, L2 Redis, L3 disk) ──▶ answer
+                                       │ miss: one generation per key (single-flight)
+                                       ├─▶ TitleModel.generate    ┐  concurrently; each replica
+                                       ├─▶ ContentModel.generate  ├─ batches requests with
+                                       ├─▶ HashtagModel.generate  ┘  @serve.batch
+                                       ▼
+                                   Compiler.compile ─▶ stored in every layer ─▶ answer
+
+`build_app(args)` turns one validated `AppSettings` into the bound graph; it is what
+`serve run graph:app`, `serve build graph:app` and `serve deploy config/serve.yaml` import.
+"""
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Query, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.exceptions import BackPressureError
+from ray.serve.handle import DeploymentHandle
+
+from deployments.cache import TieredCache
+from deployments.cache_keys import cache_key
+from deployments.compiler_deployment import Compiler
+from deployments.edge import Edge, EdgeMiddleware
+from deployments.errors import ApiError, error_response, install_error_handlers
+from deployments.model_deployments import ContentModel, HashtagModel, TitleModel
+from deployments.model_loader import resolve_model_source
+from deployments.prompts import build_job
+from deployments.schemas import (
+    BatchPostRequest,
+    BatchPostResponse,
+    CacheDeleted,
+    CacheInfo,
+    GenerationResult,
+    Post,
+    PostRequest,
+    WarmRequest,
+    WarmResponse,
+)
+from deployments.settings import AppSettings
+
+logger = logging.getLogger("ray.serve")
+_RETRY_AFTER_S = 1
+
+api = FastAPI(
+    title="linkedin-posts",
+    version="0.1.0",
+    description="Writes LinkedIn posts with language models, served as a Ray Serve graph.",
+)
+install_error_handlers(api)
+# Auth, rate limits, content type and body size, before FastAPI parses anything.
+api.add_middleware(EdgeMiddleware)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _current_request_id() -> str:
+    """Serve's own request id: it accepts the caller's X-Request-ID, returns it in the response
+    header, and tags every downstream deployment's log lines with it."""
+    request_id = serve.context._get_serve_request_context().request_id
+    return request_id or uuid.uuid4().hex
+
+
+@serve.ingress(api)
+class Ingress:
+    def __init__(self, settings: AppSettings, cache_lookup: DeploymentHandle) -> None:
+        self.settings = settings
+        self.cache_lookup = cache_lookup
+        api.state.edge = Edge(settings)
+        if settings.security.cors_origins:
+            api.add_middleware(
+                CORSMiddleware,
+                allow_origins=settings.security.cors_origins,
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=[
+                    "X-Request-ID",
+                    "Retry-After",
+                    "X-RateLimit-Limit",
+                    "X-RateLimit-Remaining",
+                    "X-RateLimit-Reset",
+                ],
+            )
+
+    # ---- HTTP routes ------------------------------------------------------------------------
+
+    @api.post("/v1/posts", response_model=Post)
+    async def create_post(self, body: PostRequest) -> Post:
+        return (await self.generate_posts([body]))[0]
+
+    @api.post("/v1/posts/batch", response_model=BatchPostResponse)
+    async def create_posts_batch(self, body: BatchPostRequest) -> BatchPostResponse:
+        return BatchPostResponse(posts=await self.generate_posts(body.requests))
+
+    @api.post("/v1/cache/warm", response_model=WarmResponse)
+    async def warm_cache(self, body: WarmRequest) -> WarmResponse:
+        """Generate (and store) posts ahead of time; cached ones are left as they are."""
+        requests = [r.model_copy(update={"use_cache": True}) for r in body.requests]
+        posts = await self.generate_posts(requests)
+        cached = sum(post.metadata.cache.hit for post in posts)
+        return WarmResponse(
+            requested=len(posts), generated=len(posts) - cached, already_cached=cached
+        )
+
+    @api.delete("/v1/cache", response_model=CacheDeleted)
+    async def delete_cache(
+        self, key: str | None = Query(None, pattern="^[0-9a-f]{64}$")
+    ) -> CacheDeleted:
+        """Drop one entry (`?key=` from a post's metadata.cache.key) or everything."""
+        await self.cache_lookup.delete.remote(key)
+        return CacheDeleted(deleted=key or "all")
+
+    def check_health(self) -> None:
+        if getattr(api.state, "edge", None) is None:
+            raise RuntimeError("the edge (auth, rate limits) is not configured")
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz(self) -> Response:
+        try:
+            body = await asyncio.wait_for(self.cache_lookup.readiness.remote(), timeout=10)
+        except Exception as exc:
+            return error_response(503, "not ready", {"error": type(exc).__name__})
+        if body["status"] == "not_ready":
+            return error_response(503, "not ready", body)
+        return JSONResponse(body)
+
+    # ---- Python handle entry point: serve.get_app_handle(app_name).generate.remote({...}) -----
+
+    async def generate(self, request: dict[str, Any] | PostRequest) -> dict[str, Any]:
+        post = (await self.generate_posts([PostRequest.model_validate(request)]))[0]
+        return post.model_dump(mode="json")
+
+    # ---- The request path, 1: the edge -------------------------------------------------------
+
+    async def generate_posts(self, requests: list[PostRequest]) -> list[Post]:
+        started = time.perf_counter()
+        request_id = _current_request_id()
+        response = self.cache_lookup.posts.remote(requests)
+        try:
+            answers = await asyncio.wait_for(response, self.settings.http.request_timeout_s)
+        except asyncio.TimeoutError as exc:
+            response.cancel()  # stops the work down the graph, not just our wait for it
+            raise ApiError(504, "the request took too long; try again") from exc
+        except asyncio.CancelledError:
+            raise  # the client went away: Serve cancels the work down the graph
+        except BackPressureError as exc:
+            raise ApiError(
+                503,
+                "the service is busy; retry shortly",
+                headers={"Retry-After": str(_RETRY_AFTER_S)},
+            ) from exc
+        except Exception as exc:
+            logger.warning("generation failed for request %s: %r", request_id, exc)
+            raise ApiError(
+                503,
+                "generation failed; retry shortly",
+                details=type(exc).__name__,
+                headers={"Retry-After": "2"},
+            ) from exc
+        total_ms = _ms_since(started)
+        posts = []
+        for answer in answers:
+            post = Post.model_validate(answer["post"])
+            layer = answer["layer"]
+            post.metadata.cache = CacheInfo(hit=layer is not None, layer=layer, key=answer["key"])
+            timings = {"cache_lookup": answer["lookup_ms"]}
+            if layer is None:
+                timings.update(post.metadata.timings_ms)
+            post.metadata.timings_ms = {**timings, "total": total_ms}
+            post.metadata.request_id = request_id
+            posts.append(post)
+        return posts
+
+
+class CacheLookup:
+    """The request path, 2: cache first; on a miss, write the post (once per key) and store it."""
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        title_model: DeploymentHandle,
+        content_model: DeploymentHandle,
+        hashtag_model: DeploymentHandle,
+        compiler: DeploymentHandle,
+    ) -> None:
+        self.settings = settings
+        self.model_id = resolve_model_source(settings.model).model_id
+        self.cache = TieredCache.from_settings(settings.cache)
+        self.models = {"title": title_model, "content": content_model, "hashtags": hashtag_model}
+        self.compiler = compiler
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def posts(self, requests: list[PostRequest]) -> list[dict[str, Any]]:
+        """For each request: {"post": Post as a dict, "layer": which cache layer answered (None:
+        written now), "key", "lookup_ms"}."""
+        self._start_refresher()
+        started = time.perf_counter()
+        keys = [cache_key(r, self.model_id) for r in requests]
+        if not self.settings.cache.enabled:
+            written = await asyncio.gather(*(self.write_post(r) for r in requests))
+            return [_answer(p, None, k, 0.0) for p, k in zip(written, keys)]
+
+        # One round trip per layer for every request that accepts a cached post.
+        readable = [i for i, r in enumerate(requests) if r.use_cache]
+        found = await self.cache.get_many([keys[i] for i in readable]) if readable else []
+        hits = {i: hit for i, hit in zip(readable, found) if hit is not None}
+        lookup_ms = _ms_since(started)
+
+        async def resolve(i: int) -> tuple[dict[str, Any], str | None]:
+            if i in hits:
+                return hits[i].value, hits[i].layer
+            # Concurrent misses of one key, here or on other replicas, write the post once.
+            write = functools.partial(self.write_post, requests[i])
+            return await self.cache.get_or_generate(keys[i], write, read=requests[i].use_cache)
+
+        resolved = await asyncio.gather(*(resolve(i) for i in range(len(requests))))
+        return [_answer(post, layer, key, lookup_ms) for (post, layer), key in zip(resolved, keys)]
+
+    async def write_post(self, request: PostRequest) -> dict[str, Any]:
+        """The three parts at once, then the Compiler. Returns what the cache stores."""
+        seed = request.seed if request.seed is not None else uuid.uuid4().int % 2**63
+        parts = ["title", "content"] + (["hashtags"] if request.num_hashtags else [])
+        started = time.perf_counter()
+        responses = [
+            self.models[part].generate.remote(
+                build_job(part, request, seed, self.settings.generation)  # type: ignore[arg-type]
+            )
+            for part in parts
+        ]
+        try:
+            results: list[GenerationResult] = await asyncio.gather(*responses)
+        except asyncio.CancelledError:
+            for response in responses:  # nobody wants this post any more: stop decoding it
+                response.cancel()
+            raise
+        by_part = dict(zip(parts, results))
+        generation_ms = _ms_since(started)
+        compile_started = time.perf_counter()
+        post: Post = await self.compiler.compile.remote(
+            request, by_part["title"], by_part["content"], by_part.get("hashtags")
+        )
+        post.metadata.timings_ms = {
+            **{part: round(result.elapsed_ms, 1) for part, result in by_part.items()},
+            "generation": generation_ms,
+            "compile": _ms_since(compile_started),
+        }
+        # The request travels with the post so that popular entries can be refreshed.
+        return {**post.model_dump(mode="json"), "request": request.model_dump(mode="json")}
+
+    async def check_health(self) -> None:
+        # A degraded cache layer is not ill health (requests are still answered); a broken
+        # in-memory layer would be.
+        await self.cache.layers[0].get_many(["health-check"])
+
+    async def delete(self, key: str | None) -> None:
+        if key is None:
+            await self.cache.clear()
+        else:
+            await self.cache.delete([key])
+
+    async def readiness(self) -> dict[str, Any]:
+        models: dict[str, Any] = {}
+        ready = True
+        for part, handle in self.models.items():
+            try:
+                models[part] = await asyncio.wait_for(handle.info.remote(), timeout=5)
+            except Exception as exc:
+                models[part], ready = {"error": type(exc).__name__}, False
+        cache = self.cache.status()
+        status = "ok" if "degraded" not in cache.values() else "degraded"
+        return {"status": status if ready else "not_ready", "models": models, "cache": cache}
+
+    def _start_refresher(self) -> None:
+        if self._refresher is None and self.cache.l2 is not None:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_popular())
+
+    async def _refresh_popular(self) -> None:
+        """Rewrite popular posts shortly before they expire, so their readers never miss."""
+        while True:
+            await asyncio.sleep(self.settings.cache.refresh_interval_s)
+            try:
+                for key in await self.cache.entries_due_for_refresh():
+                    hit = (await self.cache.get_many([key], count=False))[0]
+                    if hit is None or "request" not in hit.value:
+                        continue
+                    request = PostRequest.model_validate(hit.value["request"])
+                    await self.cache.refresh(key, functools.partial(self.write_post, request))
+            except Exception as exc:  # a refresh never takes the replica down
+                logger.warning("refreshing popular cache entries failed: %r", exc)
+
+
+def _answer(post: dict[str, Any], layer: str | None, key: str, lookup_ms: float) -> dict:
+    return {"post": post, "layer": layer, "key": key, "lookup_ms": lookup_ms}
+
+
+def build_app(args: dict[str, Any] | AppSettings | None = None) -> serve.Application:
+    """The whole graph from one validated settings object (Serve config `args:` or a dict)."""
+    settings = AppSettings.load(args)
+    options = settings.deployments
+    batching = settings.batching.model_dump()
+    logging_config = settings.logging.serve_config()
+
+    def bind(cls: type, *init_args: Any, **extra: Any) -> Any:
+        name = cls.__name__
+        return (
+            serve.deployment(cls, name=name)
+            .options(**options[name].serve_options(), logging_config=logging_config, **extra)
+            .bind(*init_args)
+        )
+
+    title_model = bind(TitleModel, settings, user_config=batching)
+    content_model = bind(ContentModel, settings, user_config=batching)
+    hashtag_model = bind(HashtagModel, settings, user_config=batching)
+    compiler = bind(Compiler, resolve_model_source(settings.model).model_id)
+    cache_lookup = bind(CacheLookup, settings, title_model, content_model, hashtag_model, compiler)
+    return bind(Ingress, settings, cache_lookup)
+
+
+# `serve run graph:app` / `import_path: graph:app`: Serve calls builders with the config's args.
+app = build_app
