@@ -1,0 +1,317 @@
+"""The whole graph in a real Serve app on the tiny model: the API over HTTP and handles."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from ray import serve
+
+from deployments.cli import main
+from deployments.prompts import build_job
+from deployments.schemas import LENGTH_BANDS, PostLength, PostRequest
+from deployments.settings import GenerationSettings
+from tests.conftest import ServeApp
+
+TAG = re.compile(r"^#[^\W_]+$")
+
+
+REDIS_DB_URL = "redis://127.0.0.1:6379/14"
+
+
+@pytest.fixture(scope="module")
+def app(start_app: Callable[[dict], ServeApp], tiny_settings_args: dict) -> ServeApp:
+    # The tiny graph with all three cache layers: L2 on a db of the shared Redis of its own.
+    prefix = f"lp-test-{uuid.uuid4().hex[:8]}:"
+    cache = {**tiny_settings_args["cache"], "redis_url": REDIS_DB_URL, "l2_key_prefix": prefix}
+    return start_app({**tiny_settings_args, "cache": cache})
+
+
+@pytest.fixture(scope="module")
+def redis_db(app: ServeApp) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_DB_URL)
+    yield client
+    for key in client.scan_iter(match=app.settings.cache.l2_key_prefix + "*"):
+        client.delete(key)
+    client.close()
+
+
+def assert_post_contract(post: dict, request: dict) -> None:
+    num_hashtags = request.get("num_hashtags", 3)
+    assert set(post) == {"id", "title", "content", "hashtags", "text", "metadata"}
+    assert post["title"] and "\n" not in post["title"] and len(post["title"]) <= 150
+    assert len(post["hashtags"]) == num_hashtags
+    assert len({t.casefold() for t in post["hashtags"]}) == num_hashtags
+    assert all(TAG.match(t) and any(c.isalpha() for c in t) for t in post["hashtags"])
+    _, band_max = LENGTH_BANDS[PostLength(request.get("length", "medium"))]
+    assert 0 < len(post["content"]) <= band_max
+    if request.get("call_to_action"):
+        assert post["content"].endswith(request["call_to_action"])
+    parts = [post["title"], post["content"]] + (
+        [" ".join(post["hashtags"])] if num_hashtags else []
+    )
+    assert post["text"] == "\n\n".join(parts)
+    assert len(post["text"]) <= 3000
+    assert "<|" not in post["text"] and "<request>" not in post["text"]
+    meta = post["metadata"]
+    assert meta["characters"] == len(post["text"])
+    assert meta["words"] == len(post["text"].split())
+    assert meta["reading_time_seconds"] >= 1
+    assert meta["model"]
+    assert set(meta["cache"]) == {"hit", "layer", "key"}
+    assert re.fullmatch(r"[0-9a-f]{64}", meta["cache"]["key"])
+    assert meta["request_id"]
+
+
+def test_post_over_http_meets_the_contract(app: ServeApp) -> None:
+    request = {
+        "topic": "Why code review makes teams faster",
+        "tone": "casual",
+        "audience": "engineering managers",
+        "length": "short",
+        "num_hashtags": 4,
+        "call_to_action": "How does your team review code?",
+    }
+    response = app.post("/v1/posts", json=request, headers={"X-Request-ID": "req-123"})
+    assert response.status_code == 200, response.text
+    post = response.json()
+    assert_post_contract(post, request)
+    assert post["metadata"]["request_id"] == "req-123"
+    assert response.headers["x-request-id"] == "req-123"
+    assert post["metadata"]["cache"]["hit"] is False
+    assert post["metadata"]["cache"]["layer"] is None
+    timings = post["metadata"]["timings_ms"]
+    for stage in ("cache_lookup", "title", "content", "hashtags", "generation", "compile", "total"):
+        assert timings[stage] >= 0, stage
+
+
+def test_second_identical_request_is_a_cache_hit(app: ServeApp) -> None:
+    request = {"topic": "Mentoring junior developers", "seed": 5}
+    first = app.post("/v1/posts", json=request).json()
+    # Case and spacing of the topic do not change the key.
+    second = app.post("/v1/posts", json={**request, "topic": "  mentoring   JUNIOR developers"})
+    body = second.json()
+    assert body["metadata"]["cache"]["hit"] is True
+    assert body["metadata"]["cache"]["layer"] in {"l1", "l3"}
+    assert (body["id"], body["text"]) == (first["id"], first["text"])
+    assert body["metadata"]["request_id"] != first["metadata"]["request_id"]
+
+
+def test_use_cache_false_generates_again_and_seed_makes_it_repeatable(app: ServeApp) -> None:
+    request = {"topic": "Remote onboarding that works", "seed": 42, "use_cache": False}
+    first = app.post("/v1/posts", json=request).json()
+    second = app.post("/v1/posts", json=request).json()
+    assert second["metadata"]["cache"]["hit"] is False
+    assert second["id"] != first["id"]
+    for field in ("title", "content", "hashtags", "text"):
+        assert second[field] == first[field], field
+    other_seed = app.post("/v1/posts", json={**request, "seed": 43}).json()
+    assert other_seed["text"] != first["text"]
+
+
+def test_zero_hashtags_skips_the_hashtag_line(app: ServeApp) -> None:
+    request = {"topic": "Writing clear commit messages", "num_hashtags": 0, "length": "long"}
+    post = app.post("/v1/posts", json=request).json()
+    assert_post_contract(post, request)
+    assert "hashtags" not in post["metadata"]["timings_ms"]
+
+
+def test_batch_endpoint_keeps_order(app: ServeApp) -> None:
+    requests = [
+        {"topic": "Batch topic one", "num_hashtags": 0},
+        {"topic": "Batch topic two", "num_hashtags": 2, "length": "short"},
+        {"topic": "Batch topic three", "num_hashtags": 5, "call_to_action": "Tell me more."},
+    ]
+    response = app.post("/v1/posts/batch", json={"requests": requests})
+    assert response.status_code == 200, response.text
+    posts = response.json()["posts"]
+    assert len(posts) == 3
+    for post, request in zip(posts, requests):
+        assert_post_contract(post, request)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "topic"),
+        ({"topic": "  a "}, "topic"),
+        ({"topic": "x" * 501}, "topic"),
+        ({"topic": "ok topic", "tone": "angry"}, "tone"),
+        ({"topic": "ok topic", "length": "epic"}, "length"),
+        ({"topic": "ok topic", "num_hashtags": 11}, "num_hashtags"),
+        ({"topic": "ok topic", "num_hashtags": -1}, "num_hashtags"),
+        ({"topic": "ok topic", "audience": "a" * 201}, "audience"),
+        ({"topic": "ok topic", "call_to_action": "c" * 201}, "call_to_action"),
+        ({"topic": "ok topic", "seed": -3}, "seed"),
+        ({"topic": "bad\x00topic"}, "topic"),
+        ({"topic": "ok topic", "colour": "blue"}, "colour"),
+    ],
+)
+def test_invalid_input_is_a_422_naming_the_field(app: ServeApp, body: dict, field: str) -> None:
+    response = app.post("/v1/posts", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert field in error["message"]
+    assert any(d["field"] == field for d in error["details"])
+
+
+def test_malformed_json_unknown_route_and_oversized_batch(app: ServeApp) -> None:
+    malformed = app.post(
+        "/v1/posts", content=b'{"topic": ', headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == "bad_request"
+
+    missing = app.get("/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+    too_many = app.post("/v1/posts/batch", json={"requests": [{"topic": "t" * 5}] * 33})
+    assert too_many.status_code == 422
+    assert "requests" in too_many.json()["error"]["message"]
+
+    empty = app.post("/v1/posts/batch", json={"requests": []})
+    assert empty.status_code == 422
+
+
+def test_health_readiness_and_openapi(app: ServeApp) -> None:
+    assert app.get("/healthz").json() == {"status": "ok"}
+    ready = app.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "ok"
+    assert {m["part"] for m in body["models"].values()} == {"title", "content", "hashtags"}
+    assert body["cache"] == {"l1": "ok", "l2": "ok", "l3": "ok"}
+    schema = app.get("/openapi.json").json()
+    assert {"/v1/posts", "/v1/posts/batch", "/healthz", "/readyz"} <= set(schema["paths"])
+    assert app.get("/docs").status_code == 200
+
+
+def test_python_handle_returns_the_same_shape(app: ServeApp) -> None:
+    request = {"topic": "Shipping small pull requests", "num_hashtags": 2, "seed": 3}
+    handle = serve.get_app_handle(app.name)
+    via_handle = handle.generate.remote(request).result(timeout_s=120)
+    assert_post_contract(via_handle, request)
+    via_http = app.post("/v1/posts", json=request).json()
+    assert set(via_handle) == set(via_http)
+    assert set(via_handle["metadata"]) == set(via_http["metadata"])
+    # The handle wrote the post to the cache: HTTP answers the same post.
+    assert via_http["text"] == via_handle["text"]
+
+
+def test_model_deployment_batches_concurrent_requests(app: ServeApp) -> None:
+    handle = serve.get_deployment_handle("ContentModel", app_name=app.name)
+    jobs = [
+        build_job("content", PostRequest(topic=f"Concurrent topic {i}"), i, GenerationSettings())
+        for i in range(6)
+    ]
+
+    async def fan_out() -> list:
+        return await asyncio.gather(*(handle.generate.remote(job) for job in jobs))
+
+    results = asyncio.run(fan_out())
+    assert len(results) == 6
+    assert max(r.batch_size for r in results) > 1, "concurrent requests were not batched"
+
+
+def test_concurrent_identical_requests_write_one_post(app: ServeApp) -> None:
+    request = {"topic": "Single flight over HTTP", "seed": 77}
+
+    async def burst() -> list[dict]:
+        async with httpx.AsyncClient(base_url=app.url, timeout=120) as client:
+            responses = await asyncio.gather(
+                *(client.post("/v1/posts", json=request) for _ in range(8))
+            )
+        return [r.json() for r in responses]
+
+    posts = asyncio.run(burst())
+    assert len({p["id"] for p in posts}) == 1, "identical requests generated more than once"
+    assert sum(not p["metadata"]["cache"]["hit"] for p in posts) >= 1
+
+
+def test_warm_then_requests_hit_and_delete_drops(app: ServeApp, redis_db: redis.Redis) -> None:
+    requests = [{"topic": f"Warm topic {i}", "length": "short", "seed": i} for i in range(3)]
+    warmed = app.post("/v1/cache/warm", json={"requests": requests})
+    assert warmed.status_code == 200, warmed.text
+    assert warmed.json() == {"requested": 3, "generated": 3, "already_cached": 0}
+    again = app.post("/v1/cache/warm", json={"requests": requests}).json()
+    assert again == {"requested": 3, "generated": 0, "already_cached": 3}
+
+    post = app.post("/v1/posts", json=requests[0]).json()
+    assert post["metadata"]["cache"]["hit"] is True
+    key = post["metadata"]["cache"]["key"]
+    prefix = app.settings.cache.l2_key_prefix
+    assert redis_db.exists(prefix + key), "the post was not written to L2"
+
+    assert app.client.delete("/v1/cache", params={"key": key}).json() == {"deleted": key}
+    assert not redis_db.exists(prefix + key)
+    fresh = app.post("/v1/posts", json=requests[0]).json()
+    assert fresh["metadata"]["cache"]["hit"] is False
+
+    assert app.client.delete("/v1/cache").json() == {"deleted": "all"}
+    assert not list(redis_db.scan_iter(match=prefix + "*"))
+    after = app.post("/v1/posts", json=requests[1]).json()
+    assert after["metadata"]["cache"]["hit"] is False
+
+    bad_key = app.client.delete("/v1/cache", params={"key": "not-a-key"})
+    assert bad_key.status_code == 422
+    assert "key" in bad_key.json()["error"]["message"]
+
+
+def test_cli_generate_and_warm_against_the_service(
+    app: ServeApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["generate", "CLI topic over HTTP", "--url", app.url, "--json", "--seed", "4"]) == 0
+    assert_post_contract(json.loads(capsys.readouterr().out), {"topic": "CLI topic over HTTP"})
+
+    file = tmp_path / "warm.jsonl"
+    file.write_text("\n".join(json.dumps({"topic": f"CLI warm {i}", "seed": i}) for i in range(3)))
+    assert main(["warm", str(file), "--url", app.url, "--chunk", "2"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
+        "generated": 3,
+        "already_cached": 0,
+        "failed": 0,
+    }
+    hit = app.post("/v1/posts", json={"topic": "CLI warm 1", "seed": 1}).json()
+    assert hit["metadata"]["cache"]["hit"] is True
+
+
+def test_redeploy_under_load_loses_nothing(app: ServeApp) -> None:
+    """Last in this module: replaces every replica (new settings) while clients keep asking."""
+    from graph import build_app
+
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def client(worker: int) -> None:
+        with httpx.Client(base_url=app.url, timeout=120) as http:
+            i = 0
+            while not stop.is_set():
+                request = {"topic": f"Redeploy load {worker} {i}", "use_cache": False}
+                statuses.append(http.post("/v1/posts", json=request).status_code)
+                i += 1
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    before = len(statuses)
+    changed = app.settings.model_dump(mode="json")
+    changed["generation"]["temperature"] = 0.8  # new init args: every replica is replaced
+    serve.run(build_app(changed), name=app.name, route_prefix="/")
+    time.sleep(2)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert before > 0 and len(statuses) > before, "no load before or after the redeploy"
+    assert set(statuses) == {200}, f"lost requests: {[s for s in statuses if s != 200]}"
