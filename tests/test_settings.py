@@ -1,0 +1,391 @@
+"""Unit tests for deployments/settings.py and the Serve configs in config/ (no Ray started)."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from deployments.settings import (
+    CONFIG_FILE_ENV,
+    DEPLOYMENT_NAMES,
+    ENV_PREFIX,
+    AppSettings,
+    BatchingSettings,
+    DeploymentOptions,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+SERVE_CONFIGS = [CONFIG_DIR / "local.yaml", CONFIG_DIR / "serve.yaml"]
+EXPECTED_DEPLOYMENTS = {
+    "Ingress",
+    "CacheLookup",
+    "TitleModel",
+    "ContentModel",
+    "HashtagModel",
+    "Compiler",
+}
+MODEL_DEPLOYMENTS = ("TitleModel", "ContentModel", "HashtagModel")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting leaks in from the machine running the tests."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX) or name == "REDIS_URL":
+            monkeypatch.delenv(name)
+
+
+def write_yaml(path: Path, data: Any) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+# --- defaults -------------------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    settings = AppSettings.load()
+    assert settings.app_name == "linkedin-posts"
+    assert settings.model.model is None
+    assert settings.model.device == "auto"
+    assert settings.cache.redis_url is None
+    assert settings.cache.enabled is True
+    assert settings.http.port == 8000
+    assert set(settings.deployments) == EXPECTED_DEPLOYMENTS
+    assert tuple(settings.deployments) == DEPLOYMENT_NAMES
+    for name, options in settings.deployments.items():
+        assert options.min_replicas <= options.max_replicas, name
+    # The models get more CPU than the I/O-bound stages.
+    assert settings.deployments["ContentModel"].num_cpus > settings.deployments["Ingress"].num_cpus
+
+
+def test_load_with_none_and_empty_dict_agree() -> None:
+    assert AppSettings.load(None) == AppSettings.load({})
+
+
+def test_load_passes_settings_through() -> None:
+    settings = AppSettings.load({"http": {"port": 9001}})
+    assert AppSettings.load(settings) is settings
+
+
+def test_settings_are_frozen() -> None:
+    settings = AppSettings.load()
+    with pytest.raises(ValidationError):
+        settings.app_name = "other"  # type: ignore[misc]
+
+
+# --- sources: args > env > YAML file > defaults ----------------------------------------------
+
+
+def test_args_override_defaults() -> None:
+    settings = AppSettings.load({"model": {"device": "cpu"}, "http": {"port": 9001}})
+    assert settings.model.device == "cpu"
+    assert settings.http.port == 9001
+    assert settings.model.dtype == "auto"  # the rest of the section keeps its defaults
+
+
+def test_nested_env_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINKEDIN_POSTS_MODEL__DEVICE", "cpu")
+    monkeypatch.setenv("LINKEDIN_POSTS_HTTP__PORT", "9100")
+    settings = AppSettings.load()
+    assert settings.model.device == "cpu"
+    assert settings.http.port == 9100
+
+
+def test_invalid_env_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINKEDIN_POSTS_MODEL__DEVICE", "tpu")
+    with pytest.raises(ValidationError, match="device"):
+        AppSettings.load()
+
+
+def test_args_override_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINKEDIN_POSTS_MODEL__DEVICE", "cpu")
+    monkeypatch.setenv("LINKEDIN_POSTS_MODEL__MAX_INPUT_TOKENS", "256")
+    settings = AppSettings.load({"model": {"device": "cuda"}})
+    assert settings.model.device == "cuda"
+    assert settings.model.max_input_tokens == 256  # env still fills what args leave out
+
+
+@pytest.mark.parametrize("via", ["arg", "env"])
+def test_yaml_file_from_arg_or_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, via: str
+) -> None:
+    config = write_yaml(
+        tmp_path / "settings.yaml",
+        {"model": {"device": "cuda", "max_input_tokens": 128}, "http": {"port": 9200}},
+    )
+    if via == "arg":
+        settings = AppSettings.load({"config_file": str(config)})
+    else:
+        monkeypatch.setenv(CONFIG_FILE_ENV, str(config))
+        settings = AppSettings.load()
+    assert settings.model.device == "cuda"
+    assert settings.model.max_input_tokens == 128
+    assert settings.http.port == 9200
+    assert settings.model.dtype == "auto"
+
+
+def test_args_override_env_override_yaml_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_yaml(
+        tmp_path / "settings.yaml",
+        {
+            "model": {"device": "cuda", "max_input_tokens": 128},
+            "http": {"port": 9200, "host": "10.0.0.1"},
+            "cache": {"l1_max_entries": 5},
+        },
+    )
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(config))
+    monkeypatch.setenv("LINKEDIN_POSTS_MODEL__DEVICE", "cpu")
+    monkeypatch.setenv("LINKEDIN_POSTS_HTTP__PORT", "9300")
+    settings = AppSettings.load({"http": {"port": 9400}})
+    assert settings.http.port == 9400  # args beat env and file
+    assert settings.model.device == "cpu"  # env beats file
+    assert settings.model.max_input_tokens == 128  # file beats defaults
+    assert settings.http.host == "10.0.0.1"
+    assert settings.cache.l1_max_entries == 5
+
+
+def test_config_file_arg_beats_config_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from_env = write_yaml(tmp_path / "env.yaml", {"http": {"port": 9001}})
+    from_arg = write_yaml(tmp_path / "arg.yaml", {"http": {"port": 9002}})
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(from_env))
+    assert AppSettings.load({"config_file": str(from_arg)}).http.port == 9002
+
+
+def test_yaml_file_values_do_not_leak_into_later_loads(tmp_path: Path) -> None:
+    config = write_yaml(tmp_path / "settings.yaml", {"http": {"port": 9200}})
+    assert AppSettings.load({"config_file": str(config)}).http.port == 9200
+    assert AppSettings.load().http.port == 8000
+
+
+def test_empty_yaml_file_gives_defaults(tmp_path: Path) -> None:
+    config = tmp_path / "empty.yaml"
+    config.write_text("")
+    assert AppSettings.load({"config_file": str(config)}) == AppSettings.load()
+
+
+def test_yaml_file_must_be_a_mapping(tmp_path: Path) -> None:
+    config = write_yaml(tmp_path / "list.yaml", ["not", "a", "mapping"])
+    with pytest.raises(ValueError, match="mapping"):
+        AppSettings.load({"config_file": str(config)})
+
+
+def test_unknown_keys_are_rejected_everywhere(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="bogus"):
+        AppSettings.load({"bogus": 1})
+    with pytest.raises(ValidationError, match="bogus"):
+        AppSettings.load({"model": {"bogus": 1}})
+    config = write_yaml(tmp_path / "settings.yaml", {"cache": {"bogus": 1}})
+    with pytest.raises(ValidationError, match="bogus"):
+        AppSettings.load({"config_file": str(config)})
+
+
+# --- REDIS_URL ------------------------------------------------------------------------------
+
+
+def test_redis_url_env_fills_cache_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://redis:6379/0")
+    assert AppSettings.load().cache.redis_url == "redis://redis:6379/0"
+
+
+def test_redis_url_env_beats_yaml_but_not_prefixed_env_or_args(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_yaml(tmp_path / "s.yaml", {"cache": {"redis_url": "redis://file:6379/0"}})
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(config))
+    assert AppSettings.load().cache.redis_url == "redis://file:6379/0"
+    monkeypatch.setenv("REDIS_URL", "redis://conventional:6379/0")
+    assert AppSettings.load().cache.redis_url == "redis://conventional:6379/0"
+    monkeypatch.setenv("LINKEDIN_POSTS_CACHE__REDIS_URL", "redis://prefixed:6379/0")
+    assert AppSettings.load().cache.redis_url == "redis://prefixed:6379/0"
+    settings = AppSettings.load({"cache": {"redis_url": "redis://args:6379/0"}})
+    assert settings.cache.redis_url == "redis://args:6379/0"
+
+
+def test_empty_redis_url_env_means_no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "")
+    assert AppSettings.load().cache.redis_url is None
+
+
+# --- deployments ----------------------------------------------------------------------------
+
+
+def test_partial_deployment_override_keeps_other_defaults() -> None:
+    defaults = AppSettings.load().deployments
+    settings = AppSettings.load({"deployments": {"ContentModel": {"max_replicas": 4}}})
+    content = settings.deployments["ContentModel"]
+    assert content.max_replicas == 4
+    assert content.model_dump() == {**defaults["ContentModel"].model_dump(), "max_replicas": 4}
+    for name in EXPECTED_DEPLOYMENTS - {"ContentModel"}:
+        assert settings.deployments[name] == defaults[name], name
+
+
+def test_deployment_overrides_from_file_and_args_merge(tmp_path: Path) -> None:
+    config = write_yaml(
+        tmp_path / "s.yaml",
+        {"deployments": {"ContentModel": {"max_replicas": 4, "num_cpus": 2}}},
+    )
+    settings = AppSettings.load(
+        {"config_file": str(config), "deployments": {"ContentModel": {"max_replicas": 6}}}
+    )
+    content = settings.deployments["ContentModel"]
+    assert content.max_replicas == 6  # args win
+    assert content.num_cpus == 2  # the file still counts for what args leave out
+
+
+def test_deployment_override_as_options_object_keeps_other_defaults() -> None:
+    defaults = AppSettings.load().deployments["TitleModel"]
+    settings = AppSettings.load(
+        {"deployments": {"TitleModel": DeploymentOptions(max_replicas=3, num_gpus=0.25)}}
+    )
+    title = settings.deployments["TitleModel"]
+    assert (title.max_replicas, title.num_gpus) == (3, 0.25)
+    assert title.num_cpus == defaults.num_cpus  # not DeploymentOptions' own default
+    assert title.max_ongoing_requests == defaults.max_ongoing_requests
+
+
+def test_unknown_deployment_is_rejected_by_name() -> None:
+    with pytest.raises(ValidationError) as info:
+        AppSettings.load({"deployments": {"ContentModle": {"max_replicas": 4}}})
+    message = str(info.value)
+    assert "unknown deployments" in message
+    assert "ContentModle" in message
+    assert "ContentModel" in message  # and says what is known
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"min_replicas": 5}, {"min_replicas": 3, "max_replicas": 2}],
+)
+def test_min_replicas_above_max_replicas_is_rejected(override: dict) -> None:
+    with pytest.raises(ValidationError) as info:
+        AppSettings.load({"deployments": {"HashtagModel": override}})
+    message = str(info.value)
+    assert "HashtagModel" in message
+    assert "min_replicas" in message
+    assert "exceeds max_replicas" in message
+
+
+@pytest.mark.parametrize("initial", [0, 5])
+def test_initial_replicas_outside_bounds_is_rejected(initial: int) -> None:
+    with pytest.raises(ValidationError, match="initial_replicas"):
+        DeploymentOptions(min_replicas=1, max_replicas=4, initial_replicas=initial)
+
+
+def test_serve_options_shape() -> None:
+    options = DeploymentOptions(
+        num_cpus=0.5,
+        num_gpus=0.25,
+        min_replicas=1,
+        max_replicas=4,
+        initial_replicas=2,
+        target_ongoing_requests=8,
+        max_ongoing_requests=64,
+        max_queued_requests=256,
+    ).serve_options()
+    assert options["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0.25}
+    assert options["max_ongoing_requests"] == 64
+    assert options["max_queued_requests"] == 256
+    autoscaling = options["autoscaling_config"]
+    assert {k: autoscaling[k] for k in ("min_replicas", "max_replicas", "initial_replicas")} == {
+        "min_replicas": 1,
+        "max_replicas": 4,
+        "initial_replicas": 2,
+    }
+    assert autoscaling["target_ongoing_requests"] == 8
+    assert "num_replicas" not in options  # autoscaling and a fixed count exclude each other
+    assert "initial_replicas" not in DeploymentOptions().serve_options()["autoscaling_config"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_DEPLOYMENTS))
+def test_default_serve_options_are_accepted_by_serve(name: str) -> None:
+    from ray import serve
+    from ray.serve.config import AutoscalingConfig
+    from ray.serve.schema import DeploymentSchema
+
+    options = AppSettings.load().deployments[name].serve_options()
+    assert set(options) <= set(inspect.signature(serve.Deployment.options).parameters)
+    AutoscalingConfig(**options["autoscaling_config"])
+    DeploymentSchema.model_validate({"name": name, **options})
+
+
+# --- batching and generation sections -------------------------------------------------------
+
+
+def test_generation_budgets_need_every_length() -> None:
+    with pytest.raises(ValidationError, match="long"):
+        AppSettings.load({"generation": {"content_max_new_tokens": {"short": 10, "medium": 20}}})
+
+
+# --- config/*.yaml are valid Serve configs --------------------------------------------------
+
+
+def load_serve_config(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("path", SERVE_CONFIGS, ids=lambda p: p.name)
+def test_serve_config_validates_with_ray(path: Path) -> None:
+    from ray.serve.schema import ServeDeploySchema
+
+    schema = ServeDeploySchema.model_validate(load_serve_config(path))
+    assert len(schema.applications) == 1
+    assert schema.applications[0].import_path == "graph:app"
+
+
+@pytest.mark.parametrize("path", SERVE_CONFIGS, ids=lambda p: p.name)
+def test_serve_config_names_exactly_the_six_deployments(path: Path) -> None:
+    from ray.serve.config import AutoscalingConfig
+
+    for app in load_serve_config(path)["applications"]:
+        names = [d["name"] for d in app["deployments"]]
+        assert sorted(names) == sorted(EXPECTED_DEPLOYMENTS)  # no duplicates, none missing
+        for deployment in app["deployments"]:
+            name = deployment["name"]
+            autoscaling = deployment["autoscaling_config"]
+            for key in ("min_replicas", "max_replicas", "target_ongoing_requests"):
+                assert key in autoscaling, (name, key)
+            assert autoscaling["min_replicas"] <= autoscaling["max_replicas"], name
+            AutoscalingConfig(**autoscaling)
+            assert deployment["max_ongoing_requests"] >= 1, name
+            assert "num_replicas" not in deployment, name
+            if name in MODEL_DEPLOYMENTS:
+                # Sent as user_config to the @serve.batch knobs.
+                BatchingSettings.model_validate(deployment["user_config"])
+
+
+@pytest.mark.parametrize("path", SERVE_CONFIGS, ids=lambda p: p.name)
+def test_serve_config_args_validate_with_app_settings(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for app in load_serve_config(path)["applications"]:
+        for key, value in (app.get("runtime_env") or {}).get("env_vars", {}).items():
+            monkeypatch.setenv(key, str(value))
+        args = copy.deepcopy(app.get("args") or {})
+        security = args.get("security") or {}
+        if security.get("api_keys_file"):
+            # The file is a secret mounted in production; stand in for it.
+            keys = write_yaml(tmp_path / "api-keys.yaml", [{"name": "ci", "key": "k" * 32}])
+            security["api_keys_file"] = str(keys)
+        settings = AppSettings.load(args)
+        assert set(settings.deployments) == EXPECTED_DEPLOYMENTS
+        assert settings.app_name  # loads without error and is usable
+        env_redis = (app.get("runtime_env") or {}).get("env_vars", {}).get("REDIS_URL")
+        assert settings.cache.redis_url == env_redis
+
+
+def test_serve_yaml_caps_gpu_memory_to_its_gpu_share() -> None:
+    app = load_serve_config(CONFIG_DIR / "serve.yaml")["applications"][0]
+    fraction = app["args"]["model"]["gpu_memory_fraction"]
+    for deployment in app["deployments"]:
+        if deployment["name"] in MODEL_DEPLOYMENTS:
+            assert deployment["ray_actor_options"]["num_gpus"] == fraction
