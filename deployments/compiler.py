@@ -57,6 +57,10 @@ GENERAL_TAGS = (
 )
 
 
+# Separators a hook is left ending with once a handle or tag after them is gone ("Foo |").
+_TITLE_TRAILING_JUNK = " |-\u2013\u2014:;,/"
+
+
 class PostCompiler:
     """Plain class behind the Compiler deployment; no Ray needed."""
 
@@ -107,6 +111,7 @@ class PostCompiler:
         while line != previous:
             previous = line
             line = " ".join(strip_quotes(strip_label(strip_markup(line))).split())
+            line = line.rstrip(_TITLE_TRAILING_JUNK)
         first_sentence = first_sentence_end(line)
         if first_sentence and first_sentence >= 20:
             line = line[:first_sentence]

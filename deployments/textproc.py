@@ -29,6 +29,10 @@ _HASHTAG_IN_TEXT = re.compile(r"(?<![\w#])#[^\W_][\w]*")
 _SENTENCE_END = re.compile(r"[.!?\u2026](?:[\"')\u201d\u2019\]]*)(?=\s|$)|\n\n")
 _TRAILING_JOINERS = re.compile(r"[\s,;:\-\u2013\u2014(]+$")
 _CAMEL_SPLIT = re.compile(r"[^\W_]+")
+# Template holes ("[insert link]", "[Your Name]") and @handles: a small model invents both, and
+# a post pasted with them would publish a blank to fill or tag a stranger.
+_PLACEHOLDER = re.compile(r"[ \t]*(?:\[[^\[\]\n]{0,80}\]|(?<![\w@])@[A-Za-z_][\w.]*\w)")
+_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?=[.,;:!?])")
 # Spaces and the control characters that str.splitlines() does not already treat as line breaks.
 _SPACE_RUN = re.compile(r"[ \t\u00a0\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]+")
 
@@ -43,6 +47,7 @@ whom why will with would you your yours yourself yourselves make makes making ge
 using way ways thing things via vs
 """
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+MAX_TAG_WORDS = 3
 
 
 def strip_special_tokens(text: str) -> str:
@@ -58,6 +63,11 @@ def strip_markup(text: str) -> str:
     text = _MD_HEADER.sub("", text)
     text = _MD_BULLET.sub("", text)
     return _MD_EMPHASIS.sub("", text)
+
+
+def strip_placeholders(text: str) -> str:
+    """'Visit [insert link] @acme.' -> 'Visit.'"""
+    return _SPACE_BEFORE_PUNCT.sub("", _PLACEHOLDER.sub("", text))
 
 
 def strip_label(line: str) -> str:
@@ -126,8 +136,8 @@ def drop_repeats(lines: Iterable[str]) -> list[str]:
 
 
 def clean_model_text(raw: str) -> str:
-    """Shared first pass for every part: tokens, markup, prompt echoes, labels."""
-    text = strip_markup(strip_special_tokens(raw))
+    """Shared first pass for every part: tokens, markup, placeholders, prompt echoes, labels."""
+    text = strip_placeholders(strip_markup(strip_special_tokens(raw)))
     lines = []
     for line in text.splitlines():
         if is_prompt_echo(line):
@@ -213,9 +223,12 @@ def parse_hashtags(raw: str) -> list[str]:
     text = strip_markup(strip_special_tokens(raw))
     tokens = re.findall(r"#([^\s#,;]+)", text)
     if not tokens:
-        # Without '#' every word counts, so leave out "Sure! Here are some hashtags:" and labels.
-        tokens = [t for t in re.split(r"[\s,;]+", clean_model_text(raw)) if t]
-    return [t for t in (to_camel_tag(tok) for tok in tokens) if t]
+        # Without '#', a list item of up to three words is a tag ("machine learning" ->
+        # MachineLearning); longer items are prose ("I'm ready when you are"), not tags.
+        phrases = re.split(r"[,;\n|/]+", clean_model_text(raw))
+        tokens = [p for p in phrases if 0 < len(p.split()) <= MAX_TAG_WORDS]
+    tags = (to_camel_tag(tok) for tok in tokens)
+    return [t for t in tags if t and len(t) > 1 and t.casefold() not in STOPWORDS]
 
 
 def unique_tags(candidates: Iterable[str], limit: int) -> list[str]:

@@ -281,6 +281,8 @@ def test_realistic_small_model_output(compiler: PostCompiler) -> None:
         ),
         ("<|im_start|>assistant\nSure!\nCode review wins<|im_end|>", "Code review wins"),
         ("Certainly! Here is a hook for your post:\nCode review wins", "Code review wins"),
+        ("Code review wins @TechJetsignals |", "Code review wins"),
+        ("Code review wins at [Company Name]", "Code review wins at"),
         (
             "Code review is a speed multiplier. Here is why it matters to every team.",
             "Code review is a speed multiplier.",
@@ -403,7 +405,7 @@ def test_too_few_hashtags_are_filled_from_topic_keywords(compiler: PostCompiler)
 
 def test_hashtags_without_hash_signs_are_parsed(compiler: PostCompiler) -> None:
     post = compile_post(compiler, hashtags="Hashtags: software engineering, DevOps", num_hashtags=3)
-    assert post.hashtags == ["#Software", "#Engineering", "#DevOps"]
+    assert post.hashtags == ["#SoftwareEngineering", "#DevOps", "#Code"]
 
 
 def test_duplicate_hashtags_are_dropped_ignoring_case(compiler: PostCompiler) -> None:
@@ -457,3 +459,13 @@ def test_maximal_post_stays_within_linkedin_limit(compiler: PostCompiler) -> Non
     assert_contract(post, request)
     assert post.hashtags[0] == "#" + "A" * 40
     assert len(post.text) > 2500
+
+
+def test_body_drops_template_holes_and_handles(compiler: PostCompiler) -> None:
+    raw = (
+        "Reviews catch bugs early. Read more at [insert link] from @acme_corp. "
+        "Email me at jo@example.com. Teams that review ship faster and with fewer regressions."
+    )
+    content = compile_post(compiler, content=raw, length="short").content
+    assert "[" not in content and "@acme" not in content
+    assert "Read more at from." in content and "jo@example.com" in content

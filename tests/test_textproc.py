@@ -16,6 +16,7 @@ from deployments.textproc import (
     parse_hashtags,
     strip_label,
     strip_markup,
+    strip_placeholders,
     strip_quotes,
     strip_special_tokens,
     to_camel_tag,
@@ -354,7 +355,10 @@ def test_to_camel_tag_letter_that_upper_cases_to_a_combining_sequence() -> None:
     [
         ("#AI #MachineLearning #dev_ops", ["AI", "MachineLearning", "DevOps"]),
         ("#AI, #ML; #Cloud", ["AI", "ML", "Cloud"]),
-        ("ai, cloud computing; devops", ["Ai", "Cloud", "Computing", "Devops"]),
+        ("ai, cloud computing; devops", ["Ai", "CloudComputing", "Devops"]),
+        # Prose is not a list of tags; nor are stop words.
+        ("I'm ready when you are", []),
+        ("#The #When #AI", ["AI"]),
         ("1. DevOps\n2. Cloud", ["DevOps", "Cloud"]),
         ("<|im_start|>assistant\n#AI #ML<|im_end|>", ["AI", "ML"]),
         ("Sure! Here are some hashtags:\nAI, Cloud", ["AI", "Cloud"]),
@@ -415,3 +419,17 @@ def test_fallback_tags_skip_stopwords_single_letters_and_numbers() -> None:
 
 def test_fallback_tags_of_topic_without_keywords_are_the_extra_tags() -> None:
     assert fallback_tags("what is this?", ["Career", "Growth"]) == ["Career", "Growth"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Visit [insert link] today.", "Visit today."),
+        ("Thanks, [Your Name]!", "Thanks,!"),
+        ("Follow @TechJets for more.", "Follow for more."),
+        ("Mail jo@example.com or @team.", "Mail jo@example.com or."),
+        ("Nothing to strip here.", "Nothing to strip here."),
+    ],
+)
+def test_strip_placeholders(raw: str, expected: str) -> None:
+    assert strip_placeholders(raw) == expected
