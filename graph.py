@@ -24,7 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
@@ -34,6 +34,7 @@ from deployments.cache_keys import cache_key
 from deployments.compiler_deployment import Compiler
 from deployments.edge import Edge, EdgeMiddleware
 from deployments.errors import ApiError, error_response, install_error_handlers
+from deployments.metrics import PROMETHEUS_CONTENT_TYPE, CacheMetrics, NodeMetrics
 from deployments.model_deployments import ContentModel, HashtagModel, TitleModel
 from deployments.model_loader import resolve_model_source
 from deployments.prompts import build_job
@@ -80,6 +81,7 @@ class Ingress:
         self.settings = settings
         self.cache_lookup = cache_lookup
         api.state.edge = Edge(settings)
+        self.node_metrics = NodeMetrics()
         if settings.security.cors_origins:
             api.add_middleware(
                 CORSMiddleware,
@@ -140,6 +142,17 @@ class Ingress:
         if body["status"] == "not_ready":
             return error_response(503, "not ready", body)
         return JSONResponse(body)
+
+    @api.get("/metrics", include_in_schema=False)
+    async def metrics(self) -> Response:
+        """Prometheus text: this node's Ray export (Serve's metrics and the graph's own)."""
+        if self.settings.security.metrics == "off":
+            raise ApiError(404, "not found: /metrics is turned off (security.metrics)")
+        try:
+            text = await self.node_metrics.text()
+        except Exception as exc:
+            return error_response(503, "metrics unavailable", {"error": type(exc).__name__})
+        return PlainTextResponse(text, media_type=PROMETHEUS_CONTENT_TYPE)
 
     # ---- Python handle entry point: serve.get_app_handle(app_name).generate.remote({...}) -----
 
@@ -205,6 +218,7 @@ class CacheLookup:
         self.cache = TieredCache.from_settings(settings.cache)
         self.models = {"title": title_model, "content": content_model, "hashtags": hashtag_model}
         self.compiler = compiler
+        self.metrics = CacheMetrics()
         self._refresher: asyncio.Task[None] | None = None
 
     async def posts(self, requests: list[PostRequest]) -> list[dict[str, Any]]:
@@ -215,6 +229,8 @@ class CacheLookup:
         keys = [cache_key(r, self.model_id) for r in requests]
         if not self.settings.cache.enabled:
             written = await asyncio.gather(*(self.write_post(r) for r in requests))
+            for _ in written:
+                self.metrics.record(None)
             return [_answer(p, None, k, 0.0) for p, k in zip(written, keys)]
 
         # One round trip per layer for every request that accepts a cached post.
@@ -231,6 +247,8 @@ class CacheLookup:
             return await self.cache.get_or_generate(keys[i], write, read=requests[i].use_cache)
 
         resolved = await asyncio.gather(*(resolve(i) for i in range(len(requests))))
+        for _, layer in resolved:
+            self.metrics.record(layer)
         return [_answer(post, layer, key, lookup_ms) for (post, layer), key in zip(resolved, keys)]
 
     async def write_post(self, request: PostRequest) -> dict[str, Any]:

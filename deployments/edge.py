@@ -89,7 +89,8 @@ class Edge:
         security = settings.security
         self.auth_enabled = security.auth_enabled
         self.keys = security.all_keys()
-        self.open_paths = frozenset(security.open_paths)
+        metrics_path = ("/metrics",) if security.metrics == "open" else ()
+        self.open_paths = frozenset((*security.open_paths, *metrics_path))
         self.rate_limit_enabled = security.rate_limit_enabled
         self.default_limit = parse(security.rate_limit)
         self.anonymous_limit = parse(security.anonymous_rate_limit)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from ray import serve
 
 from deployments.generator import TextGenerator
+from deployments.metrics import ModelMetrics
 from deployments.model_loader import load_model
 from deployments.schemas import GenerationJob, GenerationResult, PostPart
 from deployments.settings import AppSettings, BatchingSettings
@@ -30,6 +31,7 @@ class PartModel:
             load_model(settings.model), settings.generation, settings.model
         )
         self.stats = {"batches": 0, "rows": 0, "cancelled": 0}
+        self.metrics = ModelMetrics(self.part)
         self.reconfigure(settings.batching.model_dump())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
@@ -59,9 +61,12 @@ class PartModel:
         self.stats["rows"] += len(jobs)
         # Decoding runs in a worker thread so the replica keeps answering health checks and
         # queueing the next batch meanwhile.
-        return await asyncio.to_thread(
+        results = await asyncio.to_thread(
             self.generator.generate_batch, jobs, lambda row: cancelled[row].is_set()
         )
+        tokens = sum(r.new_tokens for r in results if isinstance(r, GenerationResult))
+        self.metrics.record_batch(len(jobs), tokens)
+        return results
 
     def info(self) -> dict[str, Any]:
         loaded = self.generator.loaded

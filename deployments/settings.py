@@ -276,6 +276,9 @@ class SecuritySettings(_Section):
         description="Paths that need no key and are not rate limited.",
     )
     cors_origins: list[str] = Field(default_factory=list, description="[] disables CORS.")
+    metrics: Literal["open", "auth", "off"] = Field(
+        "auth", description="GET /metrics: without a key, behind the API keys, or not served."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

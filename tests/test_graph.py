@@ -286,6 +286,26 @@ def test_cli_generate_and_warm_against_the_service(
     assert hit["metadata"]["cache"]["hit"] is True
 
 
+def test_metrics_count_cache_answers_and_batches(app: ServeApp) -> None:
+    app.post("/v1/posts", json={"topic": "Metrics topic", "seed": 3})
+    app.post("/v1/posts", json={"topic": "Metrics topic", "seed": 3})
+    wanted = ("linkedin_posts_cache_answers", "linkedin_posts_batch_size", "serve_")
+    deadline = time.monotonic() + 60  # Ray's agents export every few seconds
+    while True:
+        response = app.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        if all(name in response.text for name in wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    for name in wanted:
+        assert name in response.text, f"{name} not exported"
+    miss = re.search(
+        r'linkedin_posts_cache_answers_total\{[^}]*layer="miss"[^}]*\} (\S+)', response.text
+    )
+    assert miss and float(miss.group(1)) >= 1
+
+
 def test_redeploy_under_load_loses_nothing(app: ServeApp) -> None:
     """Last in this module: replaces every replica (new settings) while clients keep asking."""
     from graph import build_app
