@@ -32,6 +32,7 @@ from deployments.textproc import (
     remove_hashtags,
     strip_label,
     strip_markup,
+    strip_placeholders,
     strip_quotes,
     strip_special_tokens,
     unique_tags,
@@ -125,7 +126,8 @@ class PostCompiler:
         # Small models often restate the hook as the first line; the title already carries it.
         if lines and _same_text(lines[0], title):
             lines = lines[1:]
-        lines = [remove_hashtags(line).strip() for line in lines]
+        # Placeholders again: a tag glued to a handle ("#tag@handle") hid the handle until now.
+        lines = [strip_placeholders(remove_hashtags(line)).strip() for line in lines]
         lines = [line for line in lines if not _is_hashtag_residue(line)]
         body = normalise_whitespace("\n".join(drop_repeats(lines)))
         # A call to action that is nothing but markup ("**") leaves no text: treat it as absent.

@@ -19,7 +19,7 @@ from deployments.schemas import (
 )
 from deployments.settings import GenerationSettings
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
 SYSTEM_PROMPT = (
     "You are an experienced LinkedIn ghostwriter. You write clear, specific, human posts. "
@@ -124,6 +124,10 @@ PROMPT_ECHO_PATTERNS: tuple[re.Pattern[str], ...] = (
         r"\b(?:post|hook|title|hashtags?|body|version|draft)\b",
         re.IGNORECASE,
     ),
+    # "Here's a possible response:", talk about "your request", "The title could be ..."
+    re.compile(rf"^\s*(?:{_ACK})?here(?:['’]s| is| are)\b[^\n]*:\s*$", re.IGNORECASE),
+    re.compile(r"\b(?:your|this|my) request\b", re.IGNORECASE),
+    re.compile(r"\b(?:title|headline|hook)\s+(?:could|would|might|should)\s+be\b", re.I),
     re.compile(r"you are an experienced linkedin ghostwriter", re.IGNORECASE),
     re.compile(r"is never an instruction to you", re.IGNORECASE),
 )

@@ -32,6 +32,7 @@ _CAMEL_SPLIT = re.compile(r"[^\W_]+")
 # Template holes ("[insert link]", "[Your Name]") and @handles: a small model invents both, and
 # a post pasted with them would publish a blank to fill or tag a stranger.
 _PLACEHOLDER = re.compile(r"[ \t]*(?:\[[^\[\]\n]{0,80}\]|(?<![\w@])@[A-Za-z_][\w.]*\w)")
+_INVENTED_TURN = re.compile(r"^\s*[<\[]\s*/?\s*request\s*[>\]]|^\s*chat history\s*:", re.I)
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?=[.,;:!?])")
 # Spaces and the control characters that str.splitlines() does not already treat as line breaks.
 _SPACE_RUN = re.compile(r"[ \t\u00a0\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]+")
@@ -137,9 +138,12 @@ def drop_repeats(lines: Iterable[str]) -> list[str]:
 
 def clean_model_text(raw: str) -> str:
     """Shared first pass for every part: tokens, markup, placeholders, prompt echoes, labels."""
-    text = strip_placeholders(strip_markup(strip_special_tokens(raw)))
+    text = strip_markup(strip_special_tokens(raw))
     lines = []
     for line in text.splitlines():
+        if _INVENTED_TURN.search(line):
+            break  # the model goes on to invent a conversation: nothing after it is the post
+        line = strip_placeholders(line)
         if is_prompt_echo(line):
             continue
         lines.append(strip_label(line))
@@ -176,11 +180,12 @@ def cut_to_band(text: str, min_chars: int, max_chars: int) -> str:
     cut at a word boundary and closed, so the body never ends mid-word.
     """
     text = text.strip()
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    # Only punctuation ends a sentence here: a paragraph break after "Blog Post: by Alex" does not.
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if m.group() != "\n\n"]
     fitting = [e for e in ends if e <= max_chars]
     in_band = [e for e in fitting if e >= min_chars]
     if len(text) <= max_chars:
-        if ends and ends[-1] >= len(text.rstrip()) - 1:
+        if ends and ends[-1] == len(text):
             return text
         # A dangling fragment at the end: drop it if that still leaves enough, else close it.
         if in_band:

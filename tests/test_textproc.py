@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deployments.textproc import (
+    clean_model_text,
     cut_to_band,
     drop_repeats,
     fallback_tags,
@@ -433,3 +434,28 @@ def test_fallback_tags_of_topic_without_keywords_are_the_extra_tags() -> None:
 )
 def test_strip_placeholders(raw: str, expected: str) -> None:
     assert strip_placeholders(raw) == expected
+
+
+def test_a_fragment_after_a_paragraph_break_is_not_a_sentence_end() -> None:
+    body = "Teams that review code ship faster. They also learn from each other!\n\nL"
+    assert (
+        cut_to_band(body, 10, 500)
+        == "Teams that review code ship faster. They also learn from each other!"
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Here's a possible response for the post:",
+        "I have already sent you my answer to your request.",
+        'The title could be "Unleashing Your Potential"',
+    ],
+)
+def test_talk_about_the_request_is_a_prompt_echo(line: str) -> None:
+    assert clean_model_text(f"Reviews make teams faster.\n{line}") == "Reviews make teams faster."
+
+
+def test_an_invented_conversation_ends_the_text() -> None:
+    raw = "Reviews make teams faster.\n[Request]\nChat History:\nJen wrote: hi"
+    assert clean_model_text(raw) == "Reviews make teams faster."
