@@ -1,0 +1,177 @@
+"""The pure parts of the benchmark harness: statistics, the load loop, tables, Zipf sampling.
+No Ray, no model."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from benchmarks.load import (
+    TRANSPORT_ERROR,
+    UNFINISHED,
+    Outcome,
+    Record,
+    closed_loop,
+    percentile,
+    summarize,
+    throughput,
+    zipf_sample,
+)
+from benchmarks.report import (
+    ScenarioReport,
+    Series,
+    Table,
+    fmt,
+    fmt_ratio,
+    markdown_table,
+    ratio,
+    render_results,
+)
+from benchmarks.workload import request_body, zipf_topics
+
+
+def test_percentile_interpolates_like_numpy() -> None:
+    values = [4.0, 1.0, 3.0, 2.0]  # unsorted on purpose
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 4.0
+    assert percentile(values, 50) == pytest.approx(2.5)
+    assert percentile(values, 95) == pytest.approx(3.85)
+    assert percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
+    assert percentile([7.0], 99) == 7.0
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_throughput() -> None:
+    assert throughput(30, 2.0) == 15.0
+    assert math.isnan(throughput(5, 0.0))
+
+
+def test_summarize_counts_statuses_and_uses_only_successes_for_latency() -> None:
+    records = [
+        Record(0, 0.100, 200),
+        Record(1, 0.200, 200),
+        Record(2, 0.300, 201),
+        Record(3, 0.002, 503),
+        Record(4, 0.004, 429),
+        Record(5, 5.000, 500),
+        Record(6, 0.010, 422),
+        Record(7, 1.000, TRANSPORT_ERROR),
+        Record(8, 9.000, UNFINISHED),
+    ]
+    stats = summarize(records, wall_s=2.0, concurrency=4)
+    assert stats.requests == 9
+    assert stats.ok == 3
+    assert stats.rejected == 2
+    assert stats.errors_5xx == 1  # 503 is a rejection, not an error
+    assert stats.failed == 2
+    assert stats.throughput == 1.5
+    assert stats.p50_ms == pytest.approx(200)
+    assert stats.reject_p50_ms == pytest.approx(3)
+    empty = summarize([], 1.0, 1)
+    assert empty.ok == 0 and math.isnan(empty.p50_ms) and math.isnan(empty.reject_p50_ms)
+
+
+def test_closed_loop_respects_request_cap_and_concurrency() -> None:
+    in_flight = 0
+    peak = 0
+    seen: list[int] = []
+
+    async def send(index: int) -> Outcome:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        seen.append(index)
+        return Outcome(200 if index % 5 else 503, {"i": index})
+
+    run = asyncio.run(
+        closed_loop(send, concurrency=4, duration_s=60, max_requests=20, hard_limit_s=10)
+    )
+    assert sorted(seen) == list(range(20))
+    assert peak == 4
+    stats = run.stats()
+    assert (stats.requests, stats.ok, stats.rejected) == (20, 16, 4)
+    assert run.wall_s < 10
+
+
+def test_closed_loop_hard_limit_cancels_and_errors_are_recorded() -> None:
+    async def send(index: int) -> Outcome:
+        if index == 0:
+            raise ConnectionError("refused")
+        await asyncio.sleep(30)
+        return Outcome(200)
+
+    run = asyncio.run(
+        closed_loop(send, concurrency=2, duration_s=60, max_requests=3, hard_limit_s=0.2)
+    )
+    statuses = Counter(r.status for r in run.records)
+    assert statuses == {TRANSPORT_ERROR: 1, UNFINISHED: 2}
+    assert run.wall_s < 5
+
+
+def test_zipf_sample_is_deterministic_and_skewed() -> None:
+    first = zipf_sample(200, 1.1, 2000, seed=7)
+    assert first == zipf_sample(200, 1.1, 2000, seed=7)
+    assert first != zipf_sample(200, 1.1, 2000, seed=8)
+    assert all(0 <= i < 200 for i in first)
+    counts = Counter(first)
+    assert counts[0] > counts[1] > counts[9]
+    # Rank 1 holds 1 / H(200, 1.1) of the mass, about 21%.
+    assert 0.17 < counts[0] / len(first) < 0.26
+
+
+def test_markdown_table_formats_and_aligns() -> None:
+    table = markdown_table(
+        ["name", "req/s", "note"],
+        [["a|b", 1234.5678, None], ["c", 0.12345, float("nan")], ["d", 7, "x\ny"]],
+    )
+    lines = table.splitlines()
+    assert lines[0] == "| name | req/s | note |"
+    assert lines[1] == "| --- | ---: | --- |"
+    assert lines[2] == "| a\\|b | 1,235 | — |"
+    assert lines[3] == "| c | 0.123 | — |"
+    assert lines[4] == "| d | 7 | x y |"
+    with pytest.raises(ValueError):
+        markdown_table(["a", "b"], [[1]])
+
+
+def test_cell_and_ratio_formatting() -> None:
+    assert fmt(12.345) == "12.3"
+    assert fmt(0.0012) == "0.0012"
+    assert fmt(0.04671) == "0.0467"
+    assert fmt(2.0) == "2.00"
+    assert fmt(True) == "yes"
+    assert fmt_ratio(ratio(12.0, 2.0)) == "6.00x"
+    assert fmt_ratio(ratio(1.0, 0.0)) == "—"
+
+
+def test_render_results_has_header_tables_and_plot_links(tmp_path: Path) -> None:
+    report = ScenarioReport(
+        name="cache",
+        tables=[Table("Hits", "Hits against the ceiling.", ["clients", "req/s"], [[1, 10.0]])],
+        series=[Series("hit", [1], [10.0], [1.0], [2.0])],
+        plot=tmp_path / "plots" / "cache.png",
+    )
+    text = render_results({"git commit": "abc1234+dirty"}, [report], tmp_path / "RESULTS.md")
+    assert "- **git commit**: abc1234+dirty" in text
+    assert "## cache" in text and "### Hits" in text
+    assert "| clients | req/s |" in text
+    assert "](plots/cache.png)" in text
+
+
+def test_workload_bodies_are_valid_requests() -> None:
+    from deployments.schemas import PostRequest
+
+    body = request_body(3, 42, use_cache=False)
+    assert PostRequest(**body).seed == 42
+    topics = zipf_topics(200)
+    assert len(set(topics)) == 200
+    for topic in topics:
+        PostRequest(topic=topic)
