@@ -1,0 +1,212 @@
+"""Scenarios that compare settings of the graph with each other in one run: batching and dtype
+(`tuning`) and the router's retry backoff (`router`)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+from benchmarks.load import LoadRun, Stats
+from benchmarks.report import ScenarioReport, Table, fmt_ratio, ratio
+from benchmarks.scenarios import (
+    LENGTH,
+    Context,
+    Load,
+    Plan,
+    _ms_to_s,
+    describe_args,
+    http_target,
+    nocache_args,
+    post_text,
+    run_load,
+)
+from benchmarks.workload import request_body
+
+
+def generation_load(ctx: Context, url: str, clients: int) -> LoadRun:
+    """One warm-up post, then `clients` clients in closed loop asking for fresh `LENGTH` posts
+    (cache off, a new seed each) for the plan's duration; the answers keep their text."""
+    plan = ctx.plan
+    load = Load(
+        concurrency=clients,
+        duration_s=plan.graph_duration_s,
+        max_requests=plan.graph_requests_base + 3 * clients,
+        hard_limit_s=plan.graph_duration_s + plan.graph_drain_s,
+    )
+    seeds = [ctx.next_seed() for _ in range(load.max_requests + 1)]
+    with httpx.Client(timeout=300, trust_env=False) as client:
+        warm = request_body(0, seeds[0], length=LENGTH, use_cache=False)
+        client.post(f"{url}/v1/posts", json=warm).raise_for_status()
+
+    def body_for(i: int) -> dict[str, Any]:
+        return request_body(i, seeds[i + 1], length=LENGTH, use_cache=False)
+
+    return run_load(
+        http_target(f"{url}/v1/posts", body_for, clients, load.hard_limit_s, post_text), load
+    )
+
+
+# ---- 6. tuning ---------------------------------------------------------------------------------
+
+TUNING_CLIENTS = 32
+TUNING_VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults (batch 8, wait 50 ms, float32)": {},
+    "batch 16, wait 100 ms": {"batching": {"max_batch_size": 16, "batch_wait_timeout_s": 0.1}},
+    "batch 16, wait 100 ms, bfloat16": {
+        "batching": {"max_batch_size": 16, "batch_wait_timeout_s": 0.1},
+        "model": {"dtype": "bfloat16"},
+    },
+}
+
+
+def tuning(ctx: Context) -> ScenarioReport:
+    """Before/after rows: the graph at 32 clients (cache off) under the service's defaults and
+    under changed batching and dtype, one after another in the same run."""
+    base = ctx.baseline.headline.get("posts_per_s", math.nan) if ctx.baseline else math.nan
+    rows: list[list[Any]] = []
+    described: list[str] = []
+    for label, changes in TUNING_VARIANTS.items():
+        args = {**nocache_args(ctx), **changes}
+        described.append(f"{label}: " + describe_args(args))
+        with ctx.step(f"tuning: start Serve, {label}"):
+            url = ctx.apps.deploy(args)
+        with ctx.step(f"tuning: {TUNING_CLIENTS} clients, {label}"):
+            run = generation_load(ctx, url, TUNING_CLIENTS)
+        stats = run.stats()
+        tokens = ctx.count_tokens([r.info["text"] for r in run.ok_records()])
+        rows.append(
+            [
+                label,
+                stats.requests,
+                stats.throughput,
+                fmt_ratio(ratio(stats.throughput, base)),
+                _ms_to_s(stats.p50_ms),
+                _ms_to_s(stats.p95_ms),
+                stats.ok,
+                stats.errors_5xx + stats.rejected + stats.failed,
+                tokens / stats.wall_s,
+            ]
+        )
+    table = Table(
+        title=f"Tuning at {TUNING_CLIENTS} clients, cache off: before and after",
+        description=(
+            f"POST /v1/posts, `{LENGTH}` posts, cache off, {TUNING_CLIENTS} clients in closed "
+            "loop, one variant of the settings after another in the same run."
+        ),
+        headers=[
+            "variant",
+            "requests",
+            "posts/s",
+            "vs baseline",
+            "p50 s",
+            "p95 s",
+            "2xx",
+            "not 2xx",
+            "tokens/s (est.)",
+        ],
+        rows=rows,
+        notes=described,
+    )
+    return ScenarioReport(name="tuning", tables=[table], throughput_unit="posts/s")
+
+
+# ---- 7. router backoff -------------------------------------------------------------------------
+
+# Ray Serve's router retries with exponential backoff when every replica of a deployment is at
+# max_ongoing_requests; the model deployments reach it at 128 clients. Measured, not guessed.
+ROUTER_BACKOFF_ENV = {
+    "Ray defaults (0.025 s x2, max 0.5 s)": {},
+    "tuned (0.01 s x2, max 0.1 s)": {
+        "RAY_SERVE_ROUTER_RETRY_INITIAL_BACKOFF_S": "0.01",
+        "RAY_SERVE_ROUTER_RETRY_BACKOFF_MULTIPLIER": "2",
+        "RAY_SERVE_ROUTER_RETRY_MAX_BACKOFF_S": "0.1",
+    },
+}
+ROUTER_CLIENTS = 128
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    names = {name for env in ROUTER_BACKOFF_ENV.values() for name in env}
+    saved = {name: os.environ.pop(name, None) for name in names}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
+
+
+def router(ctx: Context) -> ScenarioReport:
+    """The graph at 128 clients, cache off, under each router backoff setting; Ray is restarted
+    for each so every process (proxy and replicas) inherits the variables."""
+    args = nocache_args(ctx)
+    clients = ROUTER_CLIENTS
+    rows: list[list[Any]] = []
+    results: dict[str, Stats] = {}
+    for label, env in ROUTER_BACKOFF_ENV.items():
+        with _environment(env):
+            with ctx.step(f"router: restart Ray, {label}"):
+                ctx.apps.close()
+                url = ctx.apps.deploy(args)
+            with ctx.step(f"router: {clients} clients, {label}"):
+                stats = generation_load(ctx, url, clients).stats()
+            ctx.apps.close()  # the next scenario starts from a Ray without these variables
+        results[label] = stats
+        rows.append(
+            [
+                label,
+                stats.requests,
+                stats.throughput,
+                _ms_to_s(stats.p50_ms),
+                _ms_to_s(stats.p95_ms),
+                stats.ok,
+                stats.errors_5xx,
+                stats.rejected,
+                stats.failed,
+            ]
+        )
+    default, tuned = (results[label] for label in ROUTER_BACKOFF_ENV)
+    table = Table(
+        title=f"Router retry backoff at {clients} clients, cache off",
+        description=(
+            f"POST /v1/posts, `{LENGTH}` posts, cache off, {clients} clients in closed loop, "
+            "under Ray's default router backoff and a shorter one (RAY_SERVE_ROUTER_RETRY_*); "
+            "Ray restarted for each so every process sees the variables."
+        ),
+        headers=[
+            "backoff",
+            "requests",
+            "posts/s",
+            "p50 s",
+            "p95 s",
+            "2xx",
+            "5xx",
+            "429/503",
+            "failed",
+        ],
+        rows=rows,
+        notes=[
+            f"posts/s tuned/default = {fmt_ratio(ratio(tuned.throughput, default.throughput))}, "
+            f"p50 tuned/default = {fmt_ratio(ratio(tuned.p50_ms, default.p50_ms))}.",
+            describe_args(args),
+        ],
+    )
+    return ScenarioReport(name="router", tables=[table], throughput_unit="posts/s")
+
+
+SETTINGS_SCENARIOS: dict[str, Callable[[Context], ScenarioReport]] = {
+    "tuning": tuning,
+    "router": router,
+}
+SETTINGS_STEPS: dict[str, Callable[[Plan], int]] = {
+    "tuning": lambda p: 2 * len(TUNING_VARIANTS),
+    "router": lambda p: 2 * len(ROUTER_BACKOFF_ENV),
+}
