@@ -30,7 +30,8 @@ test: lint
 	$(BIN)/pytest -q
 
 test-fast:
-	$(BIN)/pytest -q -m "not slow" tests/test_textproc.py tests/test_compiler.py tests/test_schemas.py tests/test_settings.py
+	$(BIN)/pytest -q tests/test_textproc.py tests/test_compiler.py tests/test_schemas.py tests/test_prompts.py \
+		tests/test_settings.py tests/test_quality.py tests/test_benchmarks.py
 
 bench:
 	$(BIN)/python -m benchmarks

