@@ -264,8 +264,10 @@ class CacheLookup:
         ]
         try:
             results: list[GenerationResult] = await asyncio.gather(*responses)
-        except asyncio.CancelledError:
-            for response in responses:  # nobody wants this post any more: stop decoding it
+        except BaseException:
+            # Cancelled, or one part failed or was shed (a full model queue): nobody will use the
+            # other parts of this post, so stop decoding them.
+            for response in responses:
                 response.cancel()
             raise
         by_part = dict(zip(parts, results))

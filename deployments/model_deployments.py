@@ -53,7 +53,7 @@ class PartModel:
             raise result
         return result
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.1)
     async def _generate_batch(
         self, jobs: list[GenerationJob], cancelled: list[threading.Event]
     ) -> list[GenerationResult | Exception]:

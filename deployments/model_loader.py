@@ -91,6 +91,8 @@ def pick_dtype(requested: str, device: str) -> Any:
         return getattr(torch, requested)
     if device == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # bfloat16 on CPU decodes 1.9x faster here (benchmarks/before-tuning, tuning) but the quality
+    # check passed 66.7% of posts against 91.7% in float32 (benchmarks/bfloat16): opt-in only.
     return torch.float32
 
 

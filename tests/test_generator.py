@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deployments.generator import PerRowSampler, TextGenerator
-from deployments.model_loader import load_model
+from deployments.model_loader import load_model, pick_dtype
 from deployments.prompts import build_job
 from deployments.schemas import GenerationJob, GenerationResult, PostRequest
 from deployments.settings import GenerationSettings, ModelSettings
@@ -37,7 +37,7 @@ def _ok(result: GenerationResult | Exception) -> GenerationResult:
 
 def test_loads_local_folder_on_cpu(generator: TextGenerator, tiny_model_dir: Path) -> None:
     assert generator.loaded.device == "cpu"
-    assert generator.loaded.dtype == "float32"
+    assert generator.loaded.dtype == str(pick_dtype("auto", "cpu")).removeprefix("torch.")
     assert generator.model_id == str(tiny_model_dir)
     assert generator.loaded.tokenizer.padding_side == "left"
 

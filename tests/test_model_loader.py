@@ -1,12 +1,13 @@
-"""publish_folder: a folder appears whole or not at all."""
+"""Model loading helpers: dtype choice; publish_folder (a folder appears whole or not at all)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 
-from deployments.model_loader import COMPLETE_MARKER, publish_folder
+from deployments.model_loader import COMPLETE_MARKER, pick_dtype, publish_folder
 
 
 def test_published_folder_is_complete_and_replaces_an_old_one(tmp_path: Path) -> None:
@@ -28,3 +29,12 @@ def test_a_failed_fill_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="disk full"):
         publish_folder(target, fail)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_dtype_is_float32_on_cpu() -> None:
+    assert pick_dtype("auto", "cpu") is torch.float32
+
+
+def test_requested_dtype_wins() -> None:
+    assert pick_dtype("float32", "cpu") is torch.float32
+    assert pick_dtype("float16", "cuda") is torch.float16
