@@ -345,6 +345,31 @@ def prefill(ctx: Context, url: str) -> list[dict[str, Any]]:
     return bodies
 
 
+def generation_load(ctx: Context, url: str, clients: int, *, warm_up: bool = True) -> LoadRun:
+    """One warm-up post (unless `warm_up` is false), then `clients` clients in closed loop
+    asking for fresh `LENGTH` posts (cache off, a new seed each) for the plan's duration; the
+    answers keep their text."""
+    plan = ctx.plan
+    load = Load(
+        concurrency=clients,
+        duration_s=plan.graph_duration_s,
+        max_requests=plan.graph_requests_base + 3 * clients,
+        hard_limit_s=plan.graph_duration_s + plan.graph_drain_s,
+    )
+    seeds = [ctx.next_seed() for _ in range(load.max_requests + 1)]
+    if warm_up:
+        with httpx.Client(timeout=300, trust_env=False) as client:
+            warm = request_body(0, seeds[0], length=LENGTH, use_cache=False)
+            client.post(f"{url}/v1/posts", json=warm).raise_for_status()
+
+    def body_for(i: int) -> dict[str, Any]:
+        return request_body(i, seeds[i + 1], length=LENGTH, use_cache=False)
+
+    return run_load(
+        http_target(f"{url}/v1/posts", body_for, clients, load.hard_limit_s, post_text), load
+    )
+
+
 # ---- 1. baseline -------------------------------------------------------------------------------
 
 
@@ -501,22 +526,8 @@ def graph(ctx: Context) -> ScenarioReport:
     rows: list[list[Any]] = []
     burst_errors: list[str] = []
     for clients in plan.graph_levels:
-        load = Load(
-            concurrency=clients,
-            duration_s=plan.graph_duration_s,
-            max_requests=plan.graph_requests_base + 3 * clients,
-            hard_limit_s=plan.graph_duration_s + plan.graph_drain_s,
-        )
-        seeds = [ctx.next_seed() for _ in range(load.max_requests)]
-
-        def body_for(i: int, seeds: list[int] = seeds) -> dict[str, Any]:
-            return request_body(i, seeds[i], length=LENGTH, use_cache=False)
-
         with ctx.step(f"graph: {clients} clients"):
-            run = run_load(
-                http_target(f"{url}/v1/posts", body_for, clients, load.hard_limit_s, post_text),
-                load,
-            )
+            run = generation_load(ctx, url, clients, warm_up=False)
         stats = run.stats()
         tokens = ctx.count_tokens([r.info["text"] for r in run.ok_records()])
         with ctx.step(f"graph: batch sizes, {min(clients, plan.burst_cap)} posts"):
