@@ -165,15 +165,20 @@ class TextGenerator:
         rows: Sequence[int],
     ) -> tuple[list[str], list[int]]:
         loaded = self.loaded
-        encoded = loaded.tokenizer(
+        token_ids: list[list[int]] = loaded.tokenizer(
             list(prompts),
-            return_tensors="pt",
-            padding=True,
             truncation=True,
             max_length=self.max_input_tokens,
             add_special_tokens=False,
-        ).to(loaded.device)
-        prompt_length = encoded["input_ids"].shape[1]
+        )["input_ids"]
+        shared = shared_prefix_length(token_ids)
+        least = self.generation.shared_prefix_min_tokens
+        if least == 0 or len(token_ids) < 2 or shared < least:
+            shared = 0
+        encoded = self._pad(token_ids, shared)
+        if shared:
+            encoded["past_key_values"] = self._prefill_shared(token_ids[0][:shared], len(jobs))
+        prompt_length = int(encoded["input_ids"].shape[1])
         max_new = [job.max_new_tokens for job in jobs]
         row_cancelled = (lambda r: cancelled(rows[r])) if cancelled else None
         sampler = PerRowSampler(
@@ -207,3 +212,40 @@ class TextGenerator:
             texts.append(loaded.tokenizer.decode(new_tokens, skip_special_tokens=True))
             counts.append(len(new_tokens))
         return texts, counts
+
+    def _pad(self, token_ids: Sequence[Sequence[int]], shared: int) -> dict[str, Any]:
+        """Rows as [shared prefix][padding][the row's own tokens]: left padding when `shared` is
+        0. The mask hides the padding and `generate` derives positions from the mask, so every
+        row sees the same positions as it would alone."""
+        own = [list(ids[shared:]) for ids in token_ids]
+        width = max(len(ids) for ids in own)
+        prefix = list(token_ids[0][:shared])
+        pad = self.pad_token_id if self.pad_token_id is not None else 0
+        input_ids = [prefix + [pad] * (width - len(ids)) + ids for ids in own]
+        mask = [[1] * shared + [0] * (width - len(ids)) + [1] * len(ids) for ids in own]
+        device = self.loaded.device
+        return {
+            "input_ids": torch.tensor(input_ids, dtype=torch.long, device=device),
+            "attention_mask": torch.tensor(mask, dtype=torch.long, device=device),
+        }
+
+    def _prefill_shared(self, prefix: Sequence[int], batch_size: int) -> Any:
+        """The KV cache of the shared prefix, computed once and repeated for every row, so that
+        `generate` only prefills what differs."""
+        ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.loaded.device)
+        cache = self.loaded.model(input_ids=ids, use_cache=True).past_key_values
+        cache.batch_repeat_interleave(batch_size)
+        return cache
+
+
+def shared_prefix_length(token_ids: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all rows share, leaving every row at least one token of its own
+    (`generate` needs one uncached token per row to start from)."""
+    if not token_ids:
+        return 0
+    limit = min(len(ids) for ids in token_ids) - 1
+    first = token_ids[0]
+    length = 0
+    while length < limit and all(ids[length] == first[length] for ids in token_ids):
+        length += 1
+    return length

@@ -78,6 +78,14 @@ class GenerationSettings(_Section):
     top_k: int = Field(50, ge=0, description="0 disables top-k.")
     repetition_penalty: float = Field(1.15, ge=1, le=2)
     no_repeat_ngram_size: int = Field(4, ge=0, le=10)
+    # Measured on SmolLM2-135M, batch 32, 2 threads: titles 16.8 -> 8.8 s, bodies 48.3 -> 37.6 s,
+    # the same tokens (greedy). The prompts of a batch share their system prompt and instructions.
+    shared_prefix_min_tokens: int = Field(
+        16,
+        ge=0,
+        description="Prompt tokens that every row of a batch shares are prefilled once when there "
+        "are at least this many; 0 turns it off.",
+    )
     title_max_new_tokens: int = Field(32, ge=4, le=256)
     hashtags_max_new_tokens: int = Field(40, ge=4, le=256)
     content_max_new_tokens: dict[str, int] = Field(

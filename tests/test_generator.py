@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deployments.generator import PerRowSampler, TextGenerator
+from deployments.generator import PerRowSampler, TextGenerator, shared_prefix_length
 from deployments.model_loader import load_model, pick_dtype
 from deployments.prompts import build_job
 from deployments.schemas import GenerationJob, GenerationResult, PostRequest
@@ -55,6 +55,40 @@ def test_same_seed_same_text_whatever_the_batch(generator: TextGenerator) -> Non
     batched = generator.generate_batch([_job(99, topic="Something else entirely"), _job(7)])
     assert _ok(batched[1]).text == alone
     assert _ok(generator.generate_batch([_job(8)])[0]).text != alone
+
+
+def test_shared_prefix_length_leaves_every_row_a_token_of_its_own() -> None:
+    assert shared_prefix_length([]) == 0
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 9], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[5, 1], [6, 1]]) == 0
+    assert shared_prefix_length([[7]]) == 0
+
+
+def test_shared_prefix_is_prefilled_once_and_changes_no_token(generator: TextGenerator) -> None:
+    jobs = [_job(21, topic="Code review"), _job(22, topic="Hiring juniors well"), _job(23)]
+    first_inputs: list[tuple[int, ...]] = []
+
+    def record(_: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        first_inputs.append(tuple(ids.shape))
+
+    texts = {}
+    for least in (0, 16):
+        settings = generator.generation.model_copy(update={"shared_prefix_min_tokens": least})
+        hook = generator.loaded.model.register_forward_pre_hook(record, with_kwargs=True)
+        try:
+            first_inputs.clear()
+            results = TextGenerator(generator.loaded, settings).generate_batch(jobs)
+        finally:
+            hook.remove()
+        texts[least] = [_ok(r).text for r in results]
+        if least:
+            assert first_inputs[0][0] == 1 and first_inputs[0][1] >= 16, first_inputs[:2]
+            assert first_inputs[1][0] == 3 and first_inputs[1][1] < first_inputs[0][1]
+        else:
+            assert first_inputs[0][0] == 3
+    assert texts[0] == texts[16]
 
 
 def test_a_job_that_fails_fails_alone(generator: TextGenerator) -> None:
