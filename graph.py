@@ -1,9 +1,9 @@
 """linkedin-posts: the Ray Serve deployment graph. Read it top to bottom for the request path.
 
     client ──HTTP──▶ Serve proxy ─▶ Ingress (FastAPI: validate, error envelope, timeout)
-                                       │
+                                       │ ── hit in a shared layer (L2 Redis, L3 disk) ──▶ answer
                                        ▼
-                                   CacheLookup ── hit (L1 memory, L2 Redis, L3 disk) ──▶ answer
+                                   CacheLookup ── hit (L1 memory, L2, L3) ──▶ answer
                                        │ miss: one generation per key (single-flight)
                                        ├─▶ TitleModel.generate    ┐  concurrently; each replica
                                        ├─▶ ContentModel.generate  ├─ batches requests with
@@ -68,6 +68,10 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
+def _answer(post: dict[str, Any], layer: str | None, key: str, lookup_ms: float) -> dict:
+    return {"post": post, "layer": layer, "key": key, "lookup_ms": lookup_ms}
+
+
 def _current_request_id() -> str:
     """Serve's own request id: it accepts the caller's X-Request-ID, returns it in the response
     header, and tags every downstream deployment's log lines with it."""
@@ -80,6 +84,13 @@ class Ingress:
     def __init__(self, settings: AppSettings, cache_lookup: DeploymentHandle) -> None:
         self.settings = settings
         self.cache_lookup = cache_lookup
+        self.model_id = resolve_model_source(settings.model).model_id
+        # Posts in the layers that every process shares are answered here, one Serve hop short
+        # of CacheLookup (half the work of a hit). L1 stays in CacheLookup only: an Ingress-side
+        # copy could outlive a DELETE sent through another replica.
+        shared = TieredCache.from_settings(settings.cache, memory=False)
+        self.shared_cache = shared if settings.cache.enabled and shared.layers else None
+        self.cache_metrics = CacheMetrics()
         api.state.edge = Edge(settings)
         self.node_metrics = NodeMetrics()
         if settings.security.cors_origins:
@@ -97,7 +108,7 @@ class Ingress:
                 ],
             )
 
-    # ---- HTTP routes ------------------------------------------------------------------------
+    # ---- HTTP routes -----------------------------------------------------------------------------
 
     @api.post("/v1/posts", response_model=Post)
     async def create_post(self, body: PostRequest) -> Post:
@@ -123,6 +134,9 @@ class Ingress:
     ) -> CacheDeleted:
         """Drop one entry (`?key=` from a post's metadata.cache.key) or everything."""
         await self.cache_lookup.delete.remote(key)
+        if self.shared_cache is not None:
+            # The same stores, unless this replica runs on another node (its own disk).
+            await (self.shared_cache.clear() if key is None else self.shared_cache.delete([key]))
         return CacheDeleted(deleted=key or "all")
 
     def check_health(self) -> None:
@@ -154,20 +168,58 @@ class Ingress:
             return error_response(503, "metrics unavailable", {"error": type(exc).__name__})
         return PlainTextResponse(text, media_type=PROMETHEUS_CONTENT_TYPE)
 
-    # ---- Python handle entry point: serve.get_app_handle(app_name).generate.remote({...}) -----
+    # ---- Python handle entry point: serve.get_app_handle(app_name).generate.remote({...}) --------
 
     async def generate(self, request: dict[str, Any] | PostRequest) -> dict[str, Any]:
         post = (await self.generate_posts([PostRequest.model_validate(request)]))[0]
         return post.model_dump(mode="json")
 
-    # ---- The request path, 1: the edge -------------------------------------------------------
+    # ---- The request path, 1: the edge, and hits in the shared cache layers ----------------------
 
     async def generate_posts(self, requests: list[PostRequest]) -> list[Post]:
         started = time.perf_counter()
         request_id = _current_request_id()
+        hits = await self.shared_cache_hits(requests)
+        misses = [request for request, hit in zip(requests, hits) if hit is None]
+        looked_up = iter(await self.look_up(misses, request_id) if misses else [])
+        answers = [hit if hit is not None else next(looked_up) for hit in hits]
+        total_ms = _ms_since(started)
+        posts = []
+        for answer in answers:
+            post = Post.model_validate(answer["post"])
+            layer = answer["layer"]
+            post.metadata.cache = CacheInfo(hit=layer is not None, layer=layer, key=answer["key"])
+            timings = {"cache_lookup": answer["lookup_ms"]}
+            if layer is None:
+                timings.update(post.metadata.timings_ms)
+            post.metadata.timings_ms = {**timings, "total": total_ms}
+            post.metadata.request_id = request_id
+            posts.append(post)
+        return posts
+
+    async def shared_cache_hits(self, requests: list[PostRequest]) -> list[dict[str, Any] | None]:
+        """Answers from Redis or the disk for the requests that accept a cached post; None for
+        the rest, which go to CacheLookup."""
+        answers: list[dict[str, Any] | None] = [None] * len(requests)
+        readable = [i for i, request in enumerate(requests) if request.use_cache]
+        if self.shared_cache is None or not readable:
+            return answers
+        started = time.perf_counter()
+        keys = [cache_key(requests[i], self.model_id) for i in readable]
+        found = await self.shared_cache.get_many(keys)
+        lookup_ms = _ms_since(started)
+        for i, key, hit in zip(readable, keys, found):
+            if hit is not None:
+                answers[i] = _answer(hit.value, hit.layer, key, lookup_ms)
+                self.cache_metrics.record(hit.layer)
+        return answers
+
+    # ---- Everything else goes on to CacheLookup --------------------------------------------------
+
+    async def look_up(self, requests: list[PostRequest], request_id: str) -> list[dict[str, Any]]:
         response = self.cache_lookup.posts.remote(requests)
         try:
-            answers = await asyncio.wait_for(response, self.settings.http.request_timeout_s)
+            return await asyncio.wait_for(response, self.settings.http.request_timeout_s)
         except asyncio.TimeoutError as exc:
             response.cancel()  # stops the work down the graph, not just our wait for it
             raise ApiError(504, "the request took too long; try again") from exc
@@ -187,19 +239,6 @@ class Ingress:
                 details=type(exc).__name__,
                 headers={"Retry-After": "2"},
             ) from exc
-        total_ms = _ms_since(started)
-        posts = []
-        for answer in answers:
-            post = Post.model_validate(answer["post"])
-            layer = answer["layer"]
-            post.metadata.cache = CacheInfo(hit=layer is not None, layer=layer, key=answer["key"])
-            timings = {"cache_lookup": answer["lookup_ms"]}
-            if layer is None:
-                timings.update(post.metadata.timings_ms)
-            post.metadata.timings_ms = {**timings, "total": total_ms}
-            post.metadata.request_id = request_id
-            posts.append(post)
-        return posts
 
 
 class CacheLookup:
@@ -324,10 +363,6 @@ class CacheLookup:
                     await self.cache.refresh(key, functools.partial(self.write_post, request))
             except Exception as exc:  # a refresh never takes the replica down
                 logger.warning("refreshing popular cache entries failed: %r", exc)
-
-
-def _answer(post: dict[str, Any], layer: str | None, key: str, lookup_ms: float) -> dict:
-    return {"post": post, "layer": layer, "key": key, "lookup_ms": lookup_ms}
 
 
 def build_app(args: dict[str, Any] | AppSettings | None = None) -> serve.Application:

@@ -18,7 +18,8 @@ _BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64]
 
 
 class CacheMetrics:
-    """Created inside the CacheLookup replica (Ray metrics belong to the process using them)."""
+    """Created inside the Ingress and CacheLookup replicas (Ray metrics belong to the process
+    using them)."""
 
     def __init__(self) -> None:
         self.answers = Counter(

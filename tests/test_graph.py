@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import diskcache
 import httpx
 import pytest
 import redis
@@ -101,9 +102,35 @@ def test_second_identical_request_is_a_cache_hit(app: ServeApp) -> None:
     second = app.post("/v1/posts", json={**request, "topic": "  mentoring   JUNIOR developers"})
     body = second.json()
     assert body["metadata"]["cache"]["hit"] is True
-    assert body["metadata"]["cache"]["layer"] in {"l1", "l3"}
+    # Answered by the Ingress from the first shared layer, Redis.
+    assert body["metadata"]["cache"]["layer"] == "l2"
     assert (body["id"], body["text"]) == (first["id"], first["text"])
     assert body["metadata"]["request_id"] != first["metadata"]["request_id"]
+
+
+def test_hits_come_from_the_disk_then_redis_then_cachelookups_memory(
+    app: ServeApp, redis_db: redis.Redis
+) -> None:
+    request = {"topic": "Layers of a cache hit", "seed": 8}
+    first = app.post("/v1/posts", json=request).json()
+    key = first["metadata"]["cache"]["key"]
+    redis_key = app.settings.cache.l2_key_prefix + key
+
+    def layer() -> str:
+        body = app.post("/v1/posts", json=request).json()
+        assert body["text"] == first["text"]
+        return str(body["metadata"]["cache"]["layer"])
+
+    assert redis_db.delete(redis_key) == 1
+    assert layer() == "l3"  # the Ingress read the disk ...
+    assert redis_db.exists(redis_key)  # ... and put the post back into Redis
+    assert layer() == "l2"
+
+    # Gone from both shared layers: the Ingress asks CacheLookup, whose memory still has it.
+    redis_db.delete(redis_key)
+    with diskcache.Cache(str(app.settings.cache.l3_dir)) as disk:
+        assert disk.delete(key)
+    assert layer() == "l1"
 
 
 def test_use_cache_false_generates_again_and_seed_makes_it_repeatable(app: ServeApp) -> None:

@@ -58,10 +58,14 @@ class TieredCache:
         )
 
     @classmethod
-    def from_settings(cls, settings: CacheSettings) -> TieredCache:
-        layers: list[Layer] = [
-            MemoryLayer(settings.l1_max_entries, settings.l1_max_bytes, settings.l1_ttl_s)
-        ]
+    def from_settings(cls, settings: CacheSettings, *, memory: bool = True) -> TieredCache:
+        """Every configured layer; `memory=False` leaves out L1 (the layers other processes
+        share: Redis and, on one machine, the disk)."""
+        layers: list[Layer] = []
+        if memory:
+            layers.append(
+                MemoryLayer(settings.l1_max_entries, settings.l1_max_bytes, settings.l1_ttl_s)
+            )
         if settings.redis_url:
             layers.append(
                 RedisLayer(
