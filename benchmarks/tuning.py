@@ -24,19 +24,30 @@ from benchmarks.scenarios import (
 # ---- 6. tuning ---------------------------------------------------------------------------------
 
 TUNING_CLIENTS = 32
+_FP32_BATCH16 = {
+    "batching": {"max_batch_size": 16, "batch_wait_timeout_s": 0.1},
+    "model": {"dtype": "float32"},
+}
 TUNING_VARIANTS: dict[str, dict[str, Any]] = {
-    # Spelled out rather than {}: the labels stay true when the defaults change.
-    "batch 8, wait 50 ms, float32": {
-        "batching": {"max_batch_size": 8, "batch_wait_timeout_s": 0.05},
-        "model": {"dtype": "float32"},
+    # Spelled out rather than {}: the labels stay true when the defaults change. The first run
+    # (benchmarks/before-tuning/) compared batch 8/50 ms, batch 16/100 ms and bfloat16.
+    "batch 16, float32, shared prefix off": {
+        **_FP32_BATCH16,
+        "generation": {"shared_prefix_min_tokens": 0},
     },
-    "batch 16, wait 100 ms, float32": {
-        "batching": {"max_batch_size": 16, "batch_wait_timeout_s": 0.1},
-        "model": {"dtype": "float32"},
+    "batch 16, float32, shared prefix on": {
+        **_FP32_BATCH16,
+        "generation": {"shared_prefix_min_tokens": 16},
     },
-    "batch 16, wait 100 ms, bfloat16": {
+    "batch 32, float32, shared prefix on": {
+        "batching": {"max_batch_size": 32, "batch_wait_timeout_s": 0.1},
+        "model": {"dtype": "float32"},
+        "generation": {"shared_prefix_min_tokens": 16},
+    },
+    "batch 16, float32, shared prefix on, 2 torch threads per model replica": {
         "batching": {"max_batch_size": 16, "batch_wait_timeout_s": 0.1},
-        "model": {"dtype": "bfloat16"},
+        "model": {"dtype": "float32", "torch_threads": 2},
+        "generation": {"shared_prefix_min_tokens": 16},
     },
 }
 
