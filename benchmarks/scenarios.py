@@ -707,7 +707,7 @@ def cache(ctx: Context) -> ScenarioReport:
         ctx,
         args,
         title="Cache hits against the framework's ceiling",
-        what="the Ingress answers from the disk (L3), one Serve hop",
+        what="the Ingress answers from the shared layers, L3 and L2 if REDIS_URL is set",
         series_name="cache hit",
     )
     with ctx.step("cache: Zipf workload"):

@@ -1,5 +1,6 @@
 """Scenarios that compare settings of the graph with each other in one run: batching and dtype
-(`tuning`) and the router's retry backoff (`router`)."""
+(`tuning`), the router's retry backoff (`router`) and the model deployments' queue limits
+(`queues`)."""
 
 from __future__ import annotations
 
@@ -148,19 +149,7 @@ def router(ctx: Context) -> ScenarioReport:
                 stats = generation_load(ctx, url, clients).stats()
             ctx.apps.close()  # the next scenario starts from a Ray without these variables
         results[label] = stats
-        rows.append(
-            [
-                label,
-                stats.requests,
-                stats.throughput,
-                _ms_to_s(stats.p50_ms),
-                _ms_to_s(stats.p95_ms),
-                stats.ok,
-                stats.errors_5xx,
-                stats.rejected,
-                stats.failed,
-            ]
-        )
+        rows.append(_overload_row(label, stats))
     default, tuned = (results[label] for label in ROUTER_BACKOFF_ENV)
     table = Table(
         title=f"Router retry backoff at {clients} clients, cache off",
@@ -169,17 +158,7 @@ def router(ctx: Context) -> ScenarioReport:
             "under Ray's default router backoff and a shorter one (RAY_SERVE_ROUTER_RETRY_*); "
             "Ray restarted for each so every process sees the variables."
         ),
-        headers=[
-            "backoff",
-            "requests",
-            "posts/s",
-            "p50 s",
-            "p95 s",
-            "2xx",
-            "5xx",
-            "429/503",
-            "failed",
-        ],
+        headers=["backoff", *OVERLOAD_HEADERS],
         rows=rows,
         notes=[
             f"posts/s tuned/default = {fmt_ratio(ratio(tuned.throughput, default.throughput))}, "
@@ -190,11 +169,87 @@ def router(ctx: Context) -> ScenarioReport:
     return ScenarioReport(name="router", tables=[table], throughput_unit="posts/s")
 
 
+# ---- 8. model queues ---------------------------------------------------------------------------
+
+MODEL_DEPLOYMENTS = ("TitleModel", "ContentModel", "HashtagModel")
+QUEUE_CLIENTS = 128
+QUEUE_VARIANTS: dict[str, dict[str, int]] = {
+    "before: 64 ongoing + 256 queued per model replica": {
+        "max_ongoing_requests": 64,
+        "max_queued_requests": 256,
+    },
+    "now: 32 ongoing + 16 queued per model replica": {
+        "max_ongoing_requests": 32,
+        "max_queued_requests": 16,
+    },
+}
+
+
+def queues(ctx: Context) -> ScenarioReport:
+    """The graph at 128 clients, cache off, under the model deployments' old and new admission
+    limits, one after the other in the same run: 504s after the request timeout, or fast 503s."""
+    rows: list[list[Any]] = []
+    described: list[str] = []
+    for label, limits in QUEUE_VARIANTS.items():
+        args = {
+            **nocache_args(ctx),
+            "deployments": {name: limits for name in MODEL_DEPLOYMENTS},
+        }
+        described.append(f"{label}: " + describe_args(args))
+        with ctx.step(f"queues: start Serve, {label}"):
+            url = ctx.apps.deploy(args)
+        with ctx.step(f"queues: {QUEUE_CLIENTS} clients, {label}"):
+            stats = generation_load(ctx, url, QUEUE_CLIENTS).stats()
+        rows.append(_overload_row(label, stats))
+    table = Table(
+        title=f"Model queue limits at {QUEUE_CLIENTS} clients, cache off: before and after",
+        description=(
+            f"POST /v1/posts, `{LENGTH}` posts, cache off, {QUEUE_CLIENTS} clients in closed "
+            "loop; the model deployments admit the given requests per replica and answer the "
+            "rest at once with 503 + Retry-After."
+        ),
+        headers=["model queue limits", *OVERLOAD_HEADERS],
+        rows=rows,
+        notes=described,
+    )
+    return ScenarioReport(name="queues", tables=[table], throughput_unit="posts/s")
+
+
+OVERLOAD_HEADERS = (
+    "requests",
+    "posts/s",
+    "p50 s",
+    "p95 s",
+    "2xx",
+    "5xx",
+    "429/503",
+    "rejected p50 ms",
+    "failed",
+)
+
+
+def _overload_row(label: str, stats: Stats) -> list[Any]:
+    return [
+        label,
+        stats.requests,
+        stats.throughput,
+        _ms_to_s(stats.p50_ms),
+        _ms_to_s(stats.p95_ms),
+        stats.ok,
+        stats.errors_5xx,
+        stats.rejected,
+        stats.reject_p50_ms,
+        stats.failed,
+    ]
+
+
 SETTINGS_SCENARIOS: dict[str, Callable[[Context], ScenarioReport]] = {
     "tuning": tuning,
     "router": router,
+    "queues": queues,
 }
 SETTINGS_STEPS: dict[str, Callable[[Plan], int]] = {
     "tuning": lambda p: 2 * len(TUNING_VARIANTS),
     "router": lambda p: 2 * len(ROUTER_BACKOFF_ENV),
+    "queues": lambda p: 2 * len(QUEUE_VARIANTS),
 }
