@@ -178,8 +178,12 @@ QUEUE_VARIANTS: dict[str, dict[str, int]] = {
         "max_ongoing_requests": 64,
         "max_queued_requests": 256,
     },
-    "now: 32 ongoing + 16 queued per model replica": {
+    "32 ongoing + 16 queued per model replica": {
         "max_ongoing_requests": 32,
+        "max_queued_requests": 16,
+    },
+    "now: 16 ongoing + 16 queued per model replica": {
+        "max_ongoing_requests": 16,
         "max_queued_requests": 16,
     },
 }

@@ -202,11 +202,11 @@ class DeploymentOptions(_Section):
 def _default_deployments() -> dict[str, DeploymentOptions]:
     # Fractions chosen so the whole graph fits in 2 CPUs: the models get the cores, the rest
     # are I/O-bound and mostly wait on the models.
-    # A model replica holds one batch decoding and one forming; a few more wait in the caller's
-    # queue; past that, requests are shed at once with 503 instead of waiting past the overall
-    # timeout for a 504 (measured: 128 clients with 64 + 256 allowed got 67 504s).
+    # A model replica holds the batch it decodes and the callers' queue the next one; past that,
+    # requests are shed at once with 503 instead of waiting past the overall timeout for a 504
+    # (benchmarks/queues, 128 clients on 2 cores: 64 + 256 allowed gave 99 504s, 32 + 16 five).
     model = DeploymentOptions(
-        num_cpus=0.5, max_ongoing_requests=32, max_queued_requests=16, target_ongoing_requests=16
+        num_cpus=0.5, max_ongoing_requests=16, max_queued_requests=16, target_ongoing_requests=16
     )
     light = DeploymentOptions(
         num_cpus=0.1, max_ongoing_requests=256, max_queued_requests=512, target_ongoing_requests=32
