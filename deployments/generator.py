@@ -116,6 +116,7 @@ class TextGenerator:
         eos = loaded.model.generation_config.eos_token_id or tokenizer.eos_token_id
         self.eos_token_ids = [eos] if isinstance(eos, int) else list(eos or [])
         self.pad_token_id = tokenizer.pad_token_id
+        self._share_prefixes = True
 
     @property
     def model_id(self) -> str:
@@ -175,9 +176,10 @@ class TextGenerator:
         least = self.generation.shared_prefix_min_tokens
         if least == 0 or len(token_ids) < 2 or shared < least:
             shared = 0
-        encoded = self._pad(token_ids, shared)
-        if shared:
-            encoded["past_key_values"] = self._prefill_shared(token_ids[0][:shared], len(jobs))
+        cache = self._prefill_shared(token_ids[0][:shared], len(jobs)) if shared else None
+        encoded = self._pad(token_ids, shared if cache is not None else 0)
+        if cache is not None:
+            encoded["past_key_values"] = cache
         prompt_length = int(encoded["input_ids"].shape[1])
         max_new = [job.max_new_tokens for job in jobs]
         row_cancelled = (lambda r: cancelled(rows[r])) if cancelled else None
@@ -229,12 +231,19 @@ class TextGenerator:
             "attention_mask": torch.tensor(mask, dtype=torch.long, device=device),
         }
 
-    def _prefill_shared(self, prefix: Sequence[int], batch_size: int) -> Any:
+    def _prefill_shared(self, prefix: Sequence[int], batch_size: int) -> Any | None:
         """The KV cache of the shared prefix, computed once and repeated for every row, so that
-        `generate` only prefills what differs."""
+        `generate` only prefills what differs; None where the model cannot do it."""
+        if not self._share_prefixes:
+            return None
         ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.loaded.device)
-        cache = self.loaded.model(input_ids=ids, use_cache=True).past_key_values
-        cache.batch_repeat_interleave(batch_size)
+        try:
+            cache = self.loaded.model(input_ids=ids, use_cache=True).past_key_values
+            cache.batch_repeat_interleave(batch_size)
+        except Exception as exc:  # a model whose cache cannot be shared this way
+            logger.warning("shared-prefix prefill not supported by this model, off: %r", exc)
+            self._share_prefixes = False
+            return None
         return cache
 
 

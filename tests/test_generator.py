@@ -91,6 +91,26 @@ def test_shared_prefix_is_prefilled_once_and_changes_no_token(generator: TextGen
     assert texts[0] == texts[16]
 
 
+def test_a_model_that_cannot_share_its_cache_generates_without_it(
+    generator: TextGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers.cache_utils import DynamicCache
+
+    jobs = [_job(31, topic="Code review"), _job(32, topic="Hiring juniors well")]
+    plain_settings = generator.generation.model_copy(update={"shared_prefix_min_tokens": 0})
+    plain = [
+        _ok(r).text for r in TextGenerator(generator.loaded, plain_settings).generate_batch(jobs)
+    ]
+
+    def unsupported(self: DynamicCache, repeats: int) -> None:
+        raise NotImplementedError("no batch expansion")
+
+    monkeypatch.setattr(DynamicCache, "batch_repeat_interleave", unsupported)
+    fallback = TextGenerator(generator.loaded, generator.generation)
+    assert [_ok(r).text for r in fallback.generate_batch(jobs)] == plain
+    assert fallback._share_prefixes is False
+
+
 def test_a_job_that_fails_fails_alone(generator: TextGenerator) -> None:
     class Broken(TextGenerator):
         def render(self, job: GenerationJob) -> str:
