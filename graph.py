@@ -274,8 +274,12 @@ class CacheLookup:
             return [_answer(p, None, k, 0.0) for p, k in zip(written, keys)]
 
         # One round trip per layer for every request that accepts a cached post.
+        # The Ingress has counted these reads for the popular-key refresh already (it reads the
+        # shared layers first, and there is no popularity count without Redis): not again here.
         readable = [i for i, r in enumerate(requests) if r.use_cache]
-        found = await self.cache.get_many([keys[i] for i in readable]) if readable else []
+        found = (
+            await self.cache.get_many([keys[i] for i in readable], count=False) if readable else []
+        )
         hits = {i: hit for i, hit in zip(readable, found) if hit is not None}
         lookup_ms = _ms_since(started)
 
@@ -284,7 +288,9 @@ class CacheLookup:
                 return hits[i].value, hits[i].layer
             # Concurrent misses of one key, here or on other replicas, write the post once.
             write = functools.partial(self.write_post, requests[i])
-            return await self.cache.get_or_generate(keys[i], write, read=requests[i].use_cache)
+            return await self.cache.get_or_generate(
+                keys[i], write, read=requests[i].use_cache, count=False
+            )
 
         resolved = await asyncio.gather(*(resolve(i) for i in range(len(requests))))
         for _, layer in resolved:

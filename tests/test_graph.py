@@ -133,6 +133,26 @@ def test_hits_come_from_the_disk_then_redis_then_cachelookups_memory(
     assert layer() == "l1"
 
 
+def test_each_read_counts_once_for_the_popular_key_refresh(
+    app: ServeApp, redis_db: redis.Redis
+) -> None:
+    request = {"topic": "Counted once per read", "seed": 9}
+    key = app.post("/v1/posts", json=request).json()["metadata"]["cache"]["key"]  # a miss
+    for _ in range(2):
+        assert app.post("/v1/posts", json=request).json()["metadata"]["cache"]["hit"]
+    buckets = app.settings.cache.l2_key_prefix + "popular:*"
+
+    def reads() -> float:
+        return sum(redis_db.zscore(b, key) or 0 for b in redis_db.scan_iter(match=buckets))
+
+    deadline = time.monotonic() + 30
+    while reads() < 3 and time.monotonic() < deadline:
+        time.sleep(1.1)  # counts are sent with a later read, at most once a second
+        app.post("/v1/posts", json={"topic": "Counted once, flush", "seed": 9})
+    time.sleep(1)
+    assert reads() == 3
+
+
 def test_use_cache_false_generates_again_and_seed_makes_it_repeatable(app: ServeApp) -> None:
     request = {"topic": "Remote onboarding that works", "seed": 42, "use_cache": False}
     first = app.post("/v1/posts", json=request).json()

@@ -150,7 +150,7 @@ class TieredCache:
             await layer.set_many(encoded)
 
     async def get_or_generate(
-        self, key: str, generate: Generate, *, read: bool = True
+        self, key: str, generate: Generate, *, read: bool = True, count: bool = True
     ) -> tuple[dict[str, Any], str | None]:
         """The cached value and the layer that had it, or `generate()`'s value (stored in every
         layer) and None.
@@ -161,11 +161,11 @@ class TieredCache:
         raises in every caller that was waiting on it, and the next call tries again.
 
         `read=False` (a request's use_cache: false): no reads and no waiting on others; the
-        fresh value is still stored.
+        fresh value is still stored. `count`: as in `get_many`.
         """
         if not read:
             return await self._generate_and_store(key, generate)
-        hit = await self.get(key)
+        hit = (await self.get_many([key], count=count))[0]
         if hit is not None:
             return hit.value, hit.layer
         return await self.single_flight.do(
