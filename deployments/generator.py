@@ -177,7 +177,9 @@ class TextGenerator:
         if least == 0 or len(token_ids) < 2 or shared < least:
             shared = 0
         cache = self._prefill_shared(token_ids[0][:shared], len(jobs)) if shared else None
-        encoded = self._pad(token_ids, shared if cache is not None else 0)
+        if cache is None:
+            shared = 0
+        encoded = self._pad(token_ids, shared)
         if cache is not None:
             encoded["past_key_values"] = cache
         prompt_length = int(encoded["input_ids"].shape[1])
