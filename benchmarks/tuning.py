@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from benchmarks.load import Stats
+from benchmarks.load import LoadRun, Stats
 from benchmarks.report import ScenarioReport, Table, fmt_ratio, ratio
 from benchmarks.scenarios import (
     LENGTH,
@@ -53,19 +53,28 @@ TUNING_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _each_variant(
+    ctx: Context, scenario: str, variants: dict[str, dict[str, Any]], clients: int
+) -> Iterator[tuple[str, dict[str, Any], LoadRun]]:
+    """For each variant, one after another: the graph (cache off) with the variant's settings
+    over the defaults, and `clients` clients asking for fresh posts."""
+    for label, changes in variants.items():
+        args = {**nocache_args(ctx), **changes}
+        with ctx.step(f"{scenario}: start Serve, {label}"):
+            url = ctx.apps.deploy(args)
+        with ctx.step(f"{scenario}: {clients} clients, {label}"):
+            run = generation_load(ctx, url, clients)
+        yield label, args, run
+
+
 def tuning(ctx: Context) -> ScenarioReport:
     """Before/after rows: the graph at 32 clients (cache off) under the service's defaults and
     under changed batching and dtype, one after another in the same run."""
     base = ctx.baseline.headline.get("posts_per_s", math.nan) if ctx.baseline else math.nan
     rows: list[list[Any]] = []
     described: list[str] = []
-    for label, changes in TUNING_VARIANTS.items():
-        args = {**nocache_args(ctx), **changes}
+    for label, args, run in _each_variant(ctx, "tuning", TUNING_VARIANTS, TUNING_CLIENTS):
         described.append(f"{label}: " + describe_args(args))
-        with ctx.step(f"tuning: start Serve, {label}"):
-            url = ctx.apps.deploy(args)
-        with ctx.step(f"tuning: {TUNING_CLIENTS} clients, {label}"):
-            run = generation_load(ctx, url, TUNING_CLIENTS)
         stats = run.stats()
         tokens = ctx.count_tokens([r.info["text"] for r in run.ok_records()])
         rows.append(
@@ -192,19 +201,15 @@ QUEUE_VARIANTS: dict[str, dict[str, int]] = {
 def queues(ctx: Context) -> ScenarioReport:
     """The graph at 128 clients, cache off, under the model deployments' old and new admission
     limits, one after the other in the same run: 504s after the request timeout, or fast 503s."""
+    variants = {
+        label: {"deployments": {name: limits for name in MODEL_DEPLOYMENTS}}
+        for label, limits in QUEUE_VARIANTS.items()
+    }
     rows: list[list[Any]] = []
     described: list[str] = []
-    for label, limits in QUEUE_VARIANTS.items():
-        args = {
-            **nocache_args(ctx),
-            "deployments": {name: limits for name in MODEL_DEPLOYMENTS},
-        }
+    for label, args, run in _each_variant(ctx, "queues", variants, QUEUE_CLIENTS):
         described.append(f"{label}: " + describe_args(args))
-        with ctx.step(f"queues: start Serve, {label}"):
-            url = ctx.apps.deploy(args)
-        with ctx.step(f"queues: {QUEUE_CLIENTS} clients, {label}"):
-            stats = generation_load(ctx, url, QUEUE_CLIENTS).stats()
-        rows.append(_overload_row(label, stats))
+        rows.append(_overload_row(label, run.stats()))
     table = Table(
         title=f"Model queue limits at {QUEUE_CLIENTS} clients, cache off: before and after",
         description=(
