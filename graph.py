@@ -86,8 +86,8 @@ class Ingress:
         self.cache_lookup = cache_lookup
         self.model_id = resolve_model_source(settings.model).model_id
         # Posts in the layers that every process shares are answered here, one Serve hop short
-        # of CacheLookup (benchmarks/cache-hits, one run: 81-92% of a constant endpoint's req/s
-        # against 65-90% through CacheLookup). L1 stays in CacheLookup only: an Ingress-side
+        # of CacheLookup (benchmarks/cache-hits, one run: 84-103% of a constant endpoint's req/s
+        # against 60-108% through CacheLookup). L1 stays in CacheLookup only: an Ingress-side
         # copy could outlive a DELETE sent through another replica.
         shared = TieredCache.from_settings(settings.cache, memory=False)
         self.shared_cache = shared if settings.cache.enabled and shared.layers else None
