@@ -132,6 +132,23 @@ def test_every_tone_and_length_has_wording(tone: Tone, length: PostLength) -> No
     assert len(others) == len(Tone)  # each tone reads differently
 
 
+@pytest.mark.parametrize("part", ["title", "hashtags"])
+def test_what_varies_comes_after_what_a_batch_shares(part: str) -> None:
+    # The generator reuses the keys and values of a prompt prefix it has already run; the title's
+    # tone goes in the request block, after the instructions, so prompts of every tone share
+    # them. (The body keeps tone and length in its instructions: the quality check measured it
+    # better.)
+    requests = [
+        PostRequest(topic=f"{TOPIC} {i}", tone=tone, length=length)
+        for i, (tone, length) in enumerate(zip(list(Tone), [*PostLength, *PostLength]))
+    ]
+    texts = [user_text(part, request) for request in requests]
+    instructions = {text.split("<request>")[0] for text in texts}
+    assert len(instructions) == 1, instructions
+    shared = len(next(iter(instructions)))
+    assert all(text.startswith(texts[0][: shared + len("<request>\n")]) for text in texts)
+
+
 # --- build_job ------------------------------------------------------------------------------
 
 
