@@ -6,8 +6,8 @@
                                    CacheLookup ── hit (L1 memory, L2, L3) ──▶ answer
                                        │ miss: one generation per key (single-flight)
                                        ├─▶ TitleModel.generate    ┐  concurrently; each replica
-                                       ├─▶ ContentModel.generate  ├─ batches requests with
-                                       ├─▶ HashtagModel.generate  ┘  @serve.batch
+                                       ├─▶ ContentModel.generate  ├─ batches continuously: rows
+                                       ├─▶ HashtagModel.generate  ┘  join and leave between steps
                                        ▼
                                    Compiler.compile ─▶ stored in every layer ─▶ answer
 

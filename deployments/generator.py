@@ -1,8 +1,14 @@
-"""TextGenerator: one padded `generate` call for a batch of chat prompts.
+"""TextGenerator and DecodeBatch: a decode loop of our own, in which rows join and leave a
+running batch between steps (continuous batching).
 
-Each row samples with its own seeded random generator, token budget and minimum length, so a
-request's output does not depend on what it happened to be batched with, and a short title in
-the same batch as a long body stops early instead of padding along.
+Why not `model.generate`: it decodes a fixed batch until its longest row ends, so a row that has
+finished keeps decoding and a new request waits for the whole batch. Here each prompt is prefilled
+on its own (no padding, so its numbers never depend on its neighbours), joins the running batch at
+the next step, and leaves it the step it ends. Prompt tokens shared with an earlier prompt (the
+system prompt and instructions) are not prefilled again: their keys and values are kept and reused.
+
+Each row samples with its own seeded generator and budget (deployments.sampling), so a request's
+text does not depend on which requests it happened to decode with.
 """
 
 from __future__ import annotations
@@ -10,98 +16,61 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria
-from transformers import StoppingCriteriaList as _StoppingCriteriaList
+from transformers.cache_utils import DynamicCache
 
+from deployments.kv_cache import is_mergeable, merge_caches, seeded_cache, slot_cache
 from deployments.model_loader import LoadedModel
+from deployments.sampling import RowState, choose_tokens, new_row_state
 from deployments.schemas import GenerationJob, GenerationResult
 from deployments.settings import GenerationSettings, ModelSettings
 
 logger = logging.getLogger(__name__)
 
 CancelCheck = Callable[[int], bool]
+Delivery = Callable[[GenerationResult | Exception], None]
 
 
-class PerRowSampler(LogitsProcessor):
-    """Samples each row with its own generator and returns a one-hot choice.
-
-    Generation runs with `do_sample=False`; picking the arg-max of a one-hot row is the sampled
-    token, so sampling stays under our control (per-row seeds) while `generate` keeps its KV
-    cache, padding and stopping logic.
-    """
-
-    def __init__(
-        self,
-        *,
-        seeds: Sequence[int],
-        min_new_tokens: Sequence[int],
-        prompt_length: int,
-        eos_token_ids: Sequence[int],
-        settings: GenerationSettings,
-        device: str,
-    ) -> None:
-        self.generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-        self.min_new_tokens = list(min_new_tokens)
-        self.prompt_length = prompt_length
-        self.eos_token_ids = list(eos_token_ids)
-        self.settings = settings
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        produced = input_ids.shape[1] - self.prompt_length
-        logits = scores.float()
-        too_short = [row for row, least in enumerate(self.min_new_tokens) if produced < least]
-        if too_short and self.eos_token_ids:
-            logits = logits.clone()
-            rows = torch.tensor(too_short, device=logits.device)[:, None]
-            logits[rows, torch.tensor(self.eos_token_ids, device=logits.device)] = float("-inf")
-        chosen = self._choose(logits)
-        out = torch.full_like(scores, float("-inf"))
-        out.scatter_(1, chosen.unsqueeze(1), 0.0)
-        return out
-
-    def _choose(self, logits: torch.Tensor) -> torch.Tensor:
-        """Temperature, top-k and top-p for all rows at once, then one seeded draw per row."""
-        settings = self.settings
-        if settings.temperature == 0:
-            return logits.argmax(-1)
-        logits = logits / settings.temperature
-        k = settings.top_k if 0 < settings.top_k < logits.shape[-1] else logits.shape[-1]
-        top_logits, top_ids = torch.topk(logits, k, dim=-1)  # sorted, highest first
-        probs = top_logits.softmax(-1)
-        if settings.top_p < 1:
-            # Keep the smallest prefix whose mass reaches top_p (always the first token).
-            probs = probs.masked_fill(probs.cumsum(-1) - probs > settings.top_p, 0.0)
-        draws = [
-            torch.multinomial(probs[row], 1, generator=generator)
-            for row, generator in enumerate(self.generators)
-        ]
-        return top_ids.gather(1, torch.stack(draws)).squeeze(1)
+class RowCancelled(Exception):
+    """The caller went away; the row stopped decoding."""
 
 
-class PerRowBudget(StoppingCriteria):
-    """Stops each row at its own token budget, or when its caller has gone away."""
+@dataclass
+class PendingRow:
+    """A job waiting to join a batch, and where its result goes."""
 
-    def __init__(
-        self, max_new_tokens: Sequence[int], prompt_length: int, cancelled: CancelCheck | None
-    ) -> None:
-        self.max_new_tokens = torch.tensor(max_new_tokens)
-        self.prompt_length = prompt_length
-        self.cancelled = cancelled
+    job: GenerationJob
+    deliver: Delivery
+    cancelled: Callable[[], bool] = lambda: False
+    submitted: float = 0.0
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **_: Any) -> Any:
-        produced = input_ids.shape[1] - self.prompt_length
-        done = (self.max_new_tokens <= produced).to(input_ids.device)
-        if self.cancelled is not None:
-            gone = [self.cancelled(row) for row in range(input_ids.shape[0])]
-            done = done | torch.tensor(gone, device=input_ids.device)
-        return done
+    def __post_init__(self) -> None:
+        self.submitted = self.submitted or time.perf_counter()
+
+
+@dataclass
+class ActiveRow:
+    pending: PendingRow
+    state: RowState
+    next_token: int  # sampled, not yet fed to the model
+    position: int  # the position id `next_token` is fed at
+    steps: int = 0
+    rows_sum: int = 0  # batch sizes summed over the row's steps: its mean batch
+
+
+@dataclass
+class PrefixMemory:
+    """The keys and values of an earlier prompt, reusable for any prompt that starts the same."""
+
+    tokens: tuple[int, ...]
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class TextGenerator:
-    """Plain class behind the three model deployments; tests drive it without Ray."""
+    """Plain class behind the three model deployments: renders, prefills and decodes. Tests drive
+    it without Ray; the deployments run its batches in a DecodeEngine thread."""
 
     def __init__(
         self,
@@ -115,8 +84,16 @@ class TextGenerator:
         tokenizer = loaded.tokenizer
         eos = loaded.model.generation_config.eos_token_id or tokenizer.eos_token_id
         self.eos_token_ids = [eos] if isinstance(eos, int) else list(eos or [])
-        self.pad_token_id = tokenizer.pad_token_id
-        self._share_prefixes = True
+        # Rows can only join a running batch when the model's KV cache is made of plain layers;
+        # other models (sliding windows, hybrids) decode one row at a time.
+        self.mergeable = slot_cache(loaded.model) is not None
+        if not self.mergeable:
+            logger.warning(
+                "%s: this model's KV cache cannot be merged; rows decode one at a time",
+                loaded.model_id,
+            )
+        self.memory: PrefixMemory | None = None
+        self.prefilled_tokens = 0  # prompt tokens run through the model (reused ones not counted)
 
     @property
     def model_id(self) -> str:
@@ -131,132 +108,245 @@ class TextGenerator:
         # Base models without a chat template get the messages as plain text.
         return "\n\n".join(m["content"] for m in job.messages) + "\n\n"
 
-    def generate_batch(
-        self, jobs: Sequence[GenerationJob], cancelled: CancelCheck | None = None
-    ) -> list[GenerationResult | Exception]:
-        """Generate every job in one padded call; a job that cannot be rendered fails alone."""
-        started = time.perf_counter()
-        results: list[GenerationResult | Exception] = [RuntimeError("not generated")] * len(jobs)
-        prompts: list[str] = []
-        rows: list[int] = []
-        for index, job in enumerate(jobs):
-            try:
-                prompts.append(self.render(job))
-                rows.append(index)
-            except Exception as exc:
-                logger.warning("job %d could not be rendered: %s", index, exc)
-                results[index] = exc
-        if not rows:
-            return results
-
-        texts, counts = self._generate([jobs[i] for i in rows], prompts, cancelled, rows)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        for row, text, count in zip(rows, texts, counts):
-            results[row] = GenerationResult(
-                text=text, new_tokens=count, elapsed_ms=elapsed_ms, batch_size=len(rows)
-            )
-        return results
-
-    @torch.inference_mode()
-    def _generate(
-        self,
-        jobs: Sequence[GenerationJob],
-        prompts: Sequence[str],
-        cancelled: CancelCheck | None,
-        rows: Sequence[int],
-    ) -> tuple[list[str], list[int]]:
-        loaded = self.loaded
-        token_ids: list[list[int]] = loaded.tokenizer(
-            list(prompts),
+    def tokenize(self, job: GenerationJob) -> list[int]:
+        ids = self.loaded.tokenizer(
+            self.render(job),
             truncation=True,
             max_length=self.max_input_tokens,
             add_special_tokens=False,
         )["input_ids"]
-        shared = shared_prefix_length(token_ids)
-        least = self.generation.shared_prefix_min_tokens
-        if least == 0 or len(token_ids) < 2 or shared < least:
-            shared = 0
-        cache = self._prefill_shared(token_ids[0][:shared], len(jobs)) if shared else None
-        if cache is None:
-            shared = 0
-        encoded = self._pad(token_ids, shared)
-        if cache is not None:
-            encoded["past_key_values"] = cache
-        prompt_length = int(encoded["input_ids"].shape[1])
-        max_new = [job.max_new_tokens for job in jobs]
-        row_cancelled = (lambda r: cancelled(rows[r])) if cancelled else None
-        sampler = PerRowSampler(
-            seeds=[job.seed for job in jobs],
-            min_new_tokens=[job.min_new_tokens for job in jobs],
-            prompt_length=prompt_length,
-            eos_token_ids=self.eos_token_ids,
-            settings=self.generation,
-            device=loaded.device,
-        )
-        output = loaded.model.generate(
-            **encoded,
-            max_new_tokens=max(max_new),
-            do_sample=False,
-            repetition_penalty=self.generation.repetition_penalty,
-            no_repeat_ngram_size=self.generation.no_repeat_ngram_size or None,
-            logits_processor=LogitsProcessorList([sampler]),
-            stopping_criteria=_StoppingCriteriaList(
-                [PerRowBudget(max_new, prompt_length, row_cancelled)]
-            ),
-            pad_token_id=self.pad_token_id,
-            eos_token_id=self.eos_token_ids or None,
-        )
-        texts, counts = [], []
-        for row, job in enumerate(jobs):
-            new_tokens = output[row, prompt_length : prompt_length + job.max_new_tokens].tolist()
-            for position, token in enumerate(new_tokens):
-                if token in self.eos_token_ids:
-                    new_tokens = new_tokens[:position]
-                    break
-            texts.append(loaded.tokenizer.decode(new_tokens, skip_special_tokens=True))
-            counts.append(len(new_tokens))
-        return texts, counts
+        if not ids:
+            raise ValueError("the prompt has no tokens")
+        return list(ids)
 
-    def _pad(self, token_ids: Sequence[Sequence[int]], shared: int) -> dict[str, Any]:
-        """Rows as [shared prefix][padding][the row's own tokens]: left padding when `shared` is
-        0. The mask hides the padding and `generate` derives positions from the mask, so every
-        row sees the same positions as it would alone."""
-        own = [list(ids[shared:]) for ids in token_ids]
-        width = max(len(ids) for ids in own)
-        prefix = list(token_ids[0][:shared])
-        pad = self.pad_token_id if self.pad_token_id is not None else 0
-        input_ids = [prefix + [pad] * (width - len(ids)) + ids for ids in own]
-        mask = [[1] * shared + [0] * (width - len(ids)) + [1] * len(ids) for ids in own]
+    def generate_batch(
+        self, jobs: Sequence[GenerationJob], cancelled: CancelCheck | None = None
+    ) -> list[GenerationResult | Exception]:
+        """Every job decoded in one batch, to the end; a job that fails fails alone."""
+        results: list[GenerationResult | Exception] = [RuntimeError("not generated")] * len(jobs)
+
+        def slot(index: int) -> Delivery:
+            def deliver(result: GenerationResult | Exception) -> None:
+                results[index] = result
+
+            return deliver
+
+        waiting = [
+            PendingRow(
+                job=job,
+                deliver=slot(index),
+                cancelled=(lambda i=index: cancelled(i)) if cancelled else (lambda: False),
+            )
+            for index, job in enumerate(jobs)
+        ]
+        batch = DecodeBatch(self)
+        while waiting or batch.rows:
+            room = batch.room(len(jobs))
+            batch.admit(waiting[:room])
+            del waiting[:room]
+            batch.step()
+        return results
+
+    @torch.inference_mode()
+    def prefill(self, prompt: Sequence[int]) -> tuple[DynamicCache, torch.Tensor]:
+        """One prompt through the model: its KV cache and the logits of its next token. Leading
+        tokens that an earlier prompt shared are taken from that prompt's cache instead."""
+        model = self.loaded.model
+        reused = self._reusable_prefix(prompt)
+        if reused:
+            assert self.memory is not None
+            cache = seeded_cache(
+                [(k[:, :, :reused], v[:, :, :reused]) for k, v in self.memory.layers]
+            )
+        else:
+            cache = slot_cache(model) or DynamicCache(config=model.config)
         device = self.loaded.device
-        return {
-            "input_ids": torch.tensor(input_ids, dtype=torch.long, device=device),
-            "attention_mask": torch.tensor(mask, dtype=torch.long, device=device),
-        }
+        ids = torch.tensor([list(prompt[reused:])], dtype=torch.long, device=device)
+        positions = torch.arange(reused, len(prompt), device=device)[None]
+        output = model(
+            input_ids=ids,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.prefilled_tokens += len(prompt) - reused
+        if not reused and self._remembers_prefixes:
+            self.memory = PrefixMemory(
+                tuple(prompt), [(layer.keys, layer.values) for layer in cache.layers]
+            )
+        return cache, output.logits[0, -1]
 
-    def _prefill_shared(self, prefix: Sequence[int], batch_size: int) -> Any | None:
-        """The KV cache of the shared prefix, computed once and repeated for every row, so that
-        `generate` only prefills what differs; None where the model cannot do it."""
-        if not self._share_prefixes:
-            return None
-        ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.loaded.device)
-        try:
-            cache = self.loaded.model(input_ids=ids, use_cache=True).past_key_values
-            cache.batch_repeat_interleave(batch_size)
-        except Exception as exc:  # a model whose cache cannot be shared this way
-            logger.warning("shared-prefix prefill not supported by this model, off: %r", exc)
-            self._share_prefixes = False
-            return None
-        return cache
+    @property
+    def _remembers_prefixes(self) -> bool:
+        return self.mergeable and self.generation.shared_prefix_min_tokens > 0
+
+    def _reusable_prefix(self, prompt: Sequence[int]) -> int:
+        if not self._remembers_prefixes or self.memory is None:
+            return 0
+        # At least one token of the prompt is run, for the logits of the next one.
+        shared = common_prefix_length(self.memory.tokens, prompt, limit=len(prompt) - 1)
+        return shared if shared >= self.generation.shared_prefix_min_tokens else 0
 
 
-def shared_prefix_length(token_ids: Sequence[Sequence[int]]) -> int:
-    """How many leading tokens all rows share, leaving every row at least one token of its own
-    (`generate` needs one uncached token per row to start from)."""
-    if not token_ids:
-        return 0
-    limit = min(len(ids) for ids in token_ids) - 1
-    first = token_ids[0]
+class DecodeBatch:
+    """The rows decoding together: their KV cache (right-aligned), attention mask and sampling
+    state. `admit` prefills newcomers and merges them in; `step` decodes one token for every row
+    and lets the rows that ended leave."""
+
+    def __init__(self, generator: TextGenerator) -> None:
+        self.generator = generator
+        self.rows: list[ActiveRow] = []
+        self.cache: DynamicCache | None = None
+        self.mask = torch.zeros((0, 0), dtype=torch.long, device=generator.loaded.device)
+        self.seen: torch.Tensor | None = None  # (rows, vocab): tokens each row has seen
+        self.steps = 0
+        self.row_steps = 0
+
+    def room(self, max_rows: int) -> int:
+        """How many rows may join now."""
+        if not self.generator.mergeable:
+            return 0 if self.rows else 1
+        return max(0, max_rows - len(self.rows))
+
+    @torch.inference_mode()
+    def admit(self, pending: Sequence[PendingRow]) -> None:
+        generator = self.generator
+        joining: list[tuple[ActiveRow, DynamicCache, torch.Tensor]] = []
+        for row in pending:
+            if row.cancelled():
+                row.deliver(RowCancelled())
+                continue
+            try:
+                prompt = generator.tokenize(row.job)
+                cache, logits = generator.prefill(prompt)
+            except Exception as exc:
+                logger.warning("a job could not be prefilled: %r", exc)
+                row.deliver(exc)
+                continue
+            job = row.job
+            state = new_row_state(
+                prompt,
+                max_new=job.max_new_tokens,
+                min_new=min(job.min_new_tokens, job.max_new_tokens),
+                seed=job.seed,
+                ngram_size=generator.generation.no_repeat_ngram_size,
+                device=generator.loaded.device,
+            )
+            seen = torch.zeros((1, logits.shape[-1]), dtype=torch.bool, device=logits.device)
+            seen[0, prompt] = True
+            active = ActiveRow(row, state, next_token=-1, position=len(prompt))
+            if self._take(active, self._choose(logits[None], [state], seen)[0], seen[0]):
+                joining.append((active, cache, seen))
+        if joining:
+            self._merge(joining)
+
+    def _merge(self, joining: Sequence[tuple[ActiveRow, DynamicCache, torch.Tensor]]) -> None:
+        caches = [cache for _, cache, _ in joining]
+        if self.cache is not None:
+            caches.insert(0, self.cache)
+        self.cache = merge_caches(caches) if is_mergeable(caches[0]) else caches[0]
+        width = self.cache.get_seq_length()
+        masks = [] if not self.rows else [_left_pad(self.mask, width)]
+        for _, cache, _ in joining:
+            length = cache.get_seq_length()
+            masks.append(_left_pad(self.mask.new_ones((1, length)), width))
+        self.mask = torch.cat(masks)
+        seen = [seen for _, _, seen in joining]
+        self.seen = torch.cat(seen if self.seen is None or not self.rows else [self.seen, *seen])
+        self.rows.extend(row for row, _, _ in joining)
+
+    @torch.inference_mode()
+    def step(self) -> None:
+        """One token for every row; rows that ended (or whose caller left) leave the batch."""
+        if not self.rows:
+            return
+        assert self.cache is not None and self.seen is not None
+        device = self.generator.loaded.device
+        count = len(self.rows)
+        ids = torch.tensor([[row.next_token] for row in self.rows], device=device)
+        positions = torch.tensor([[row.position] for row in self.rows], device=device)
+        self.mask = torch.cat([self.mask, self.mask.new_ones((count, 1))], dim=1)
+        output = self.generator.loaded.model(
+            input_ids=ids,
+            attention_mask=self.mask,
+            position_ids=positions,
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        self.steps += 1
+        self.row_steps += count
+        tokens = self._choose(output.logits[:, -1], [row.state for row in self.rows], self.seen)
+        keep = []
+        for index, (row, token) in enumerate(zip(self.rows, tokens)):
+            row.steps += 1
+            row.rows_sum += count
+            row.position += 1
+            if row.pending.cancelled():
+                row.pending.deliver(RowCancelled())
+            elif self._take(row, token, self.seen[index]):
+                keep.append(index)
+        if len(keep) < count:
+            self._keep(keep)
+
+    def _choose(
+        self, logits: torch.Tensor, states: Sequence[RowState], seen: torch.Tensor
+    ) -> list[int]:
+        generator = self.generator
+        return choose_tokens(logits, states, seen, generator.eos_token_ids, generator.generation)
+
+    def _take(self, row: ActiveRow, token: int, seen: torch.Tensor) -> bool:
+        """Record the row's new token; False (and the result delivered) when the row ended."""
+        state = row.state
+        if token in self.generator.eos_token_ids:
+            self._finish(row)
+            return False
+        state.append(token)
+        seen[token] = True
+        row.next_token = token
+        if len(state.produced) >= state.max_new_tokens:
+            self._finish(row)
+            return False
+        return True
+
+    def _finish(self, row: ActiveRow) -> None:
+        produced = row.state.produced
+        text = self.generator.loaded.tokenizer.decode(produced, skip_special_tokens=True)
+        row.pending.deliver(
+            GenerationResult(
+                text=text,
+                new_tokens=len(produced),
+                elapsed_ms=(time.perf_counter() - row.pending.submitted) * 1000,
+                batch_size=round(row.rows_sum / row.steps) if row.steps else 1,
+            )
+        )
+
+    def _keep(self, keep: list[int]) -> None:
+        self.rows = [self.rows[i] for i in keep]
+        if not self.rows:
+            self.cache, self.seen = None, None
+            self.mask = self.mask[:0, :0]
+            return
+        assert self.cache is not None and self.seen is not None
+        index = torch.tensor(keep, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.seen = self.mask[index], self.seen[index]
+        # Columns no remaining row uses (the left padding of rows that left) are dropped.
+        unused = int(self.mask.any(dim=0).int().argmax())
+        if unused and is_mergeable(self.cache):
+            for layer in self.cache.layers:
+                layer.drop_left(unused)  # type: ignore[attr-defined]
+            self.mask = self.mask[:, unused:]
+
+
+def _left_pad(mask: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.nn.functional.pad(mask, (width - mask.shape[1], 0))
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int], limit: int | None = None) -> int:
+    """How many leading tokens `a` and `b` share (at most `limit`)."""
+    bound = min(len(a), len(b)) if limit is None else min(len(a), len(b), max(limit, 0))
     length = 0
-    while length < limit and all(ids[length] == first[length] for ids in token_ids):
+    while length < bound and a[length] == b[length]:
         length += 1
     return length

@@ -39,7 +39,7 @@ class ModelMetrics:
         self.tags = {"part": part}
         self.batch_size = Histogram(
             "linkedin_posts_batch_size",
-            description="Rows per padded generate call.",
+            description="Mean rows decoding together over each request's decode steps.",
             boundaries=_BATCH_BOUNDARIES,
             tag_keys=("part",),
         )
@@ -49,8 +49,8 @@ class ModelMetrics:
             tag_keys=("part",),
         )
 
-    def record_batch(self, rows: int, new_tokens: int) -> None:
-        self.batch_size.observe(rows, tags=self.tags)
+    def record_row(self, mean_batch: int, new_tokens: int) -> None:
+        self.batch_size.observe(mean_batch, tags=self.tags)
         self.tokens.inc(new_tokens, tags=self.tags)
 
 

@@ -83,8 +83,8 @@ class GenerationSettings(_Section):
     shared_prefix_min_tokens: int = Field(
         16,
         ge=0,
-        description="Prompt tokens that every row of a batch shares are prefilled once when there "
-        "are at least this many; 0 turns it off.",
+        description="A prompt that starts with at least this many tokens of the last prompt "
+        "prefilled from scratch reuses their keys and values; 0 turns it off.",
     )
     title_max_new_tokens: int = Field(32, ge=4, le=256)
     hashtags_max_new_tokens: int = Field(40, ge=4, le=256)
@@ -107,11 +107,26 @@ class GenerationSettings(_Section):
 
 
 class BatchingSettings(_Section):
-    """`@serve.batch` knobs; sent as user_config so they change without a restart."""
+    """Batching in the model replicas; sent as user_config so it changes without a restart."""
 
-    # 16 rows and 100 ms measured against 8 and 50 ms (benchmarks/before-tuning, tuning): 1.2x.
-    max_batch_size: int = Field(16, ge=1, le=256)
-    batch_wait_timeout_s: float = Field(0.1, ge=0, le=5)
+    max_batch_size: int = Field(
+        32,
+        ge=1,
+        le=256,
+        description="Rows one model replica decodes together (and the most requests "
+        "@serve.batch hands to its engine at once).",
+    )
+    batch_wait_timeout_s: float = Field(
+        0.01,
+        ge=0,
+        le=5,
+        description="How long @serve.batch waits for more requests before handing them over.",
+    )
+    continuous: bool = Field(
+        True,
+        description="Requests join the running batch between decode steps; false: only an "
+        "empty batch takes new rows (fixed batches, as transformers' generate).",
+    )
 
 
 class CacheSettings(_Section):
@@ -160,6 +175,13 @@ class DeploymentOptions(_Section):
     downscale_delay_s: float = Field(120, ge=0)
     graceful_shutdown_timeout_s: float = Field(30, ge=0)
     health_check_period_s: float = Field(10, gt=0)
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Model deployments only: intra-op threads per replica (over "
+        "model.torch_threads).",
+    )
 
     @model_validator(mode="after")
     def _replica_bounds(self) -> DeploymentOptions:
@@ -204,10 +226,9 @@ def _default_deployments() -> dict[str, DeploymentOptions]:
     # are I/O-bound and mostly wait on the models.
     # A model replica holds the batch it decodes and the callers' queue the next one; past that,
     # requests are shed at once with 503 instead of waiting past the overall timeout for a 504
-    # (benchmarks/queues, 128 clients on 2 cores: 64 + 256 let half the requests time out,
-    # 32 + 16 one to five of them, 16 + 16 none).
+    # (benchmarks/queues, 128 clients on 2 cores).
     model = DeploymentOptions(
-        num_cpus=0.5, max_ongoing_requests=16, max_queued_requests=16, target_ongoing_requests=16
+        num_cpus=0.5, max_ongoing_requests=32, max_queued_requests=32, target_ongoing_requests=32
     )
     light = DeploymentOptions(
         num_cpus=0.1, max_ongoing_requests=256, max_queued_requests=512, target_ongoing_requests=32

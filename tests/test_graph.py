@@ -34,7 +34,9 @@ def app(start_app: Callable[[dict], ServeApp], tiny_settings_args: dict) -> Serv
     # The tiny graph with all three cache layers: L2 on a db of the shared Redis of its own.
     prefix = f"lp-test-{uuid.uuid4().hex[:8]}:"
     cache = {**tiny_settings_args["cache"], "redis_url": REDIS_DB_URL, "l2_key_prefix": prefix}
-    return start_app({**tiny_settings_args, "cache": cache})
+    # One model deployment with a thread count of its own (the others keep Ray's share).
+    deployments = {"ContentModel": {"torch_threads": 2}}
+    return start_app({**tiny_settings_args, "cache": cache, "deployments": deployments})
 
 
 @pytest.fixture(scope="module")
@@ -269,6 +271,15 @@ def test_model_deployment_batches_concurrent_requests(app: ServeApp) -> None:
     results = asyncio.run(fan_out())
     assert len(results) == 6
     assert max(r.batch_size for r in results) > 1, "concurrent requests were not batched"
+
+
+def test_a_model_deployment_can_have_its_own_thread_count(app: ServeApp) -> None:
+    def threads(name: str) -> int:
+        handle = serve.get_deployment_handle(name, app_name=app.name)
+        return handle.info.remote().result(timeout_s=30)["torch_threads"]
+
+    assert threads("ContentModel") == 2
+    assert threads("TitleModel") == 1, "Ray's share of 0.5 CPU is one thread"
 
 
 def test_concurrent_identical_requests_write_one_post(app: ServeApp) -> None:
