@@ -56,6 +56,11 @@ class ModelSettings(_Section):
     torch_threads: int | None = Field(
         None, ge=1, le=256, description="Intra-op threads per replica (default: Ray's share)."
     )
+    quantization: Literal["none", "int8"] = Field(
+        "none",
+        description="int8: Linear weights stored in int8 and activations quantized at each step "
+        "(torch dynamic quantization, CPU only; ignored with a warning when `auto` picks CUDA).",
+    )
     gpu_memory_fraction: float | None = Field(
         None,
         gt=0,
@@ -67,6 +72,12 @@ class ModelSettings(_Section):
         description="Where GGUF files converted to transformers weights are kept between starts.",
     )
     max_input_tokens: int = Field(512, ge=32, description="Prompt tokens beyond this are cut.")
+
+    @model_validator(mode="after")
+    def _int8_on_cpu(self) -> ModelSettings:
+        if self.quantization == "int8" and self.device == "cuda":
+            raise ValueError("quantization 'int8' runs on CPU only; device is 'cuda'")
+        return self
 
 
 class GenerationSettings(_Section):

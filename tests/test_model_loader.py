@@ -38,3 +38,32 @@ def test_auto_dtype_is_float32_on_cpu() -> None:
 def test_requested_dtype_wins() -> None:
     assert pick_dtype("float32", "cpu") is torch.float32
     assert pick_dtype("float16", "cuda") is torch.float16
+
+
+def test_int8_quantization_replaces_every_linear_layer_and_still_generates(
+    tiny_model_dir: Path,
+) -> None:
+    from deployments.generator import TextGenerator
+    from deployments.model_loader import load_model
+    from deployments.prompts import build_job
+    from deployments.schemas import GenerationResult, PostRequest
+    from deployments.settings import GenerationSettings, ModelSettings
+
+    settings = ModelSettings(model=str(tiny_model_dir), device="cpu", quantization="int8")
+    loaded = load_model(settings)
+    assert loaded.dtype == "int8"
+    modules = list(loaded.model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in modules), "a Linear layer stayed float"
+    assert any("quantized" in type(m).__module__ for m in modules)
+    job = build_job("title", PostRequest(topic="Int8 decoding"), 5, GenerationSettings())
+    result = TextGenerator(loaded, GenerationSettings()).generate_batch([job])[0]
+    assert isinstance(result, GenerationResult) and 0 < result.new_tokens <= job.max_new_tokens
+
+
+def test_int8_on_an_explicit_gpu_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from deployments.settings import ModelSettings
+
+    with pytest.raises(ValidationError, match="int8"):
+        ModelSettings(device="cuda", quantization="int8")
