@@ -25,31 +25,43 @@ from benchmarks.scenarios import (
 # ---- 6. tuning ---------------------------------------------------------------------------------
 
 TUNING_CLIENTS = 32
-_FP32_BATCH16 = {
-    "batching": {"max_batch_size": 16, "batch_wait_timeout_s": 0.1},
-    "model": {"dtype": "float32"},
-}
+
+
+def _model_queues(ongoing: int, queued: int) -> dict:
+    """The three model deployments' queue limits."""
+    queues = {"max_ongoing_requests": ongoing, "max_queued_requests": queued}
+    return {"TitleModel": queues, "ContentModel": queues, "HashtagModel": queues}
+
+
+def _variant(
+    rows: int, continuous: bool, quantization: str = "none", content_threads: int | None = None
+) -> dict:
+    deployments = _model_queues(rows, rows)
+    deployments["ContentModel"] = {**deployments["ContentModel"], "torch_threads": content_threads}
+    return {
+        "batching": {
+            "max_batch_size": rows,
+            "batch_wait_timeout_s": 0.01,
+            "continuous": continuous,
+        },
+        "model": {"dtype": "float32", "quantization": quantization},
+        "generation": {"shared_prefix_min_tokens": 16},
+        # A replica decodes `rows` requests and holds as many more waiting to join.
+        "deployments": deployments,
+    }
+
+
+# Spelled out rather than {}: the labels stay true when the defaults change. Earlier runs compared
+# batch 8/50 ms, 16/100 ms and bfloat16 (benchmarks/before-tuning/), the shared prefix off and on
+# and two threads in every model replica (benchmarks/shared-prefix/), and a preallocated KV cache
+# under transformers' generate (benchmarks/kv-cache/).
 TUNING_VARIANTS: dict[str, dict[str, Any]] = {
-    # Spelled out rather than {}: the labels stay true when the defaults change. The first run
-    # (benchmarks/before-tuning/) compared batch 8/50 ms, batch 16/100 ms and bfloat16.
-    "batch 16, float32, shared prefix off": {
-        **_FP32_BATCH16,
-        "generation": {"shared_prefix_min_tokens": 0},
-    },
-    "batch 16, float32, shared prefix on": {
-        **_FP32_BATCH16,
-        "generation": {"shared_prefix_min_tokens": 16},
-    },
-    "batch 32, float32, shared prefix on": {
-        "batching": {"max_batch_size": 32, "batch_wait_timeout_s": 0.1},
-        "model": {"dtype": "float32"},
-        "generation": {"shared_prefix_min_tokens": 16},
-    },
-    "batch 16, float32, shared prefix on, 2 torch threads per model replica": {
-        "batching": {"max_batch_size": 16, "batch_wait_timeout_s": 0.1},
-        "model": {"dtype": "float32", "torch_threads": 2},
-        "generation": {"shared_prefix_min_tokens": 16},
-    },
+    "fixed batches of 32 (rows join only an empty batch)": _variant(32, continuous=False),
+    "continuous batching, 32 rows": _variant(32, continuous=True),
+    "continuous batching, 32 rows, ContentModel 2 torch threads": _variant(
+        32, continuous=True, content_threads=2
+    ),
+    "continuous batching, 32 rows, int8": _variant(32, continuous=True, quantization="int8"),
 }
 
 
@@ -187,13 +199,13 @@ QUEUE_VARIANTS: dict[str, dict[str, int]] = {
         "max_ongoing_requests": 64,
         "max_queued_requests": 256,
     },
-    "32 ongoing + 16 queued per model replica": {
-        "max_ongoing_requests": 32,
-        "max_queued_requests": 16,
-    },
-    "now: 16 ongoing + 16 queued per model replica": {
+    "16 ongoing + 16 queued per model replica (batches of 16)": {
         "max_ongoing_requests": 16,
         "max_queued_requests": 16,
+    },
+    "now: 32 ongoing + 32 queued per model replica": {
+        "max_ongoing_requests": 32,
+        "max_queued_requests": 32,
     },
 }
 

@@ -175,3 +175,20 @@ def test_workload_bodies_are_valid_requests() -> None:
     assert len(set(topics)) == 200
     for topic in topics:
         PostRequest(topic=topic)
+
+
+def test_plain_generate_is_transformers_generate_with_the_service_settings(
+    tiny_model_dir: Path,
+) -> None:
+    from benchmarks.scenarios import plain_generate
+    from deployments.model_loader import load_model
+    from deployments.prompts import build_job
+    from deployments.schemas import PostRequest
+    from deployments.settings import GenerationSettings, ModelSettings
+
+    loaded = load_model(ModelSettings(model=str(tiny_model_dir), device="cpu"))
+    generation = GenerationSettings()
+    job = build_job("title", PostRequest(topic="Baselines"), 3, generation)
+    text, count = plain_generate(loaded, job, generation)
+    assert 0 < count <= job.max_new_tokens
+    assert plain_generate(loaded, job, generation) == (text, count), "seeded: same post"
