@@ -21,6 +21,7 @@ from types import FrameType
 
 from tqdm import tqdm
 
+from benchmarks import quality
 from benchmarks.apps import ServeApps
 from benchmarks.machine import REPO_ROOT, machine_info
 from benchmarks.report import ScenarioReport, Table, render_table, write_results
@@ -80,6 +81,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="N",
         help="torch threads for the in-process baseline (default: torch's, one per core)",
     )
+    parser.add_argument(
+        "--quality-seed-base",
+        type=int,
+        default=quality.SEED_BASE,
+        metavar="N",
+        help="seed of the quality scenario's first post (the i-th uses N + 1000 x i); another "
+        f"value scores the same requests on other samples (default {quality.SEED_BASE})",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scenarios) - set(ALL_SCENARIOS))
     if unknown:
@@ -129,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             on_step=bar.set_description_str,
             on_done=lambda: bar.update(1),
             baseline_threads=args.baseline_threads,
+            quality_seed_base=args.quality_seed_base,
         )
         try:
             for name in selected:

@@ -4,7 +4,7 @@ that keep the post contract and stay on topic?
 24 fixed requests (engineering, leadership, careers, product, data; every tone, length and
 0-6 hashtags, some with an audience or a call to action) with fixed seeds are generated in this
 process exactly as the model deployments do it: the jobs of one part built with `build_job`, in
-padded batches of `CHUNK` through `TextGenerator.generate_batch`, then `PostCompiler.compile`.
+batches of `CHUNK` through `TextGenerator.generate_batch`, then `PostCompiler.compile`.
 Each post is scored by the pure `check_*` functions below (no model needed, see
 tests/test_quality.py) and, for relevance, by the cosine between all-MiniLM-L6-v2 embeddings of
 its topic and its body.
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from benchmarks.scenarios import Context
 
 PASS_TARGET = 0.90  # share of posts that must pass every check
-CHUNK = 8  # jobs per padded generate call, like a model replica's max_batch_size
+CHUNK = 8  # jobs decoded together; a row's text does not depend on its batch
 SEED_BASE = 424_242  # post i uses SEED_BASE + 1000 * i (each part adds its own offset)
 QUICK_POSTS = 8  # --quick scores the first CHUNK requests only
 
@@ -252,11 +252,12 @@ REFERENCE_BODIES: dict[int, str] = {
 }
 
 
-def quality_requests(count: int | None = None) -> list[PostRequest]:
-    """The fixed requests as validated PostRequests, each with its fixed seed."""
+def quality_requests(count: int | None = None, seed_base: int = SEED_BASE) -> list[PostRequest]:
+    """The fixed requests as validated PostRequests, each with its fixed seed (another
+    `seed_base` scores the same requests on other samples)."""
     chosen = QUALITY_REQUESTS[:count] if count else QUALITY_REQUESTS
     return [
-        PostRequest(**body, seed=SEED_BASE + 1000 * index, use_cache=False)
+        PostRequest(**body, seed=seed_base + 1000 * index, use_cache=False)
         for index, body in enumerate(chosen)
     ]
 
@@ -621,10 +622,9 @@ def generate_posts(
     on_step: Callable[[str], Any] = lambda description: None,
     on_done: Callable[[], None] = lambda: None,
 ) -> Generated:
-    """Each part's jobs (`build_job`, the request's seed) in padded batches of `chunk` through
-    `TextGenerator.generate_batch`, then `PostCompiler.compile`: the model deployments' path
-    without Ray. Bodies are batched by requested length so a batch's rows have similar budgets
-    (a padded call runs until its longest row is done), as a busy replica's batches would."""
+    """Each part's jobs (`build_job`, the request's seed) in batches of `chunk` through
+    `TextGenerator.generate_batch`, then `PostCompiler.compile`: the model deployments' decode
+    loop without Ray. Bodies are batched by requested length."""
     from transformers.utils import logging as transformers_logging
 
     from deployments.compiler import PostCompiler
@@ -796,7 +796,8 @@ def build_report(evaluation: Evaluation, generated: Generated | None = None) -> 
         )
         notes.append(
             f"Model `{generated.model_id}`, default generation settings, fixed seeds "
-            f"({SEED_BASE} + 1000 x i), batches of {CHUNK}; generation {timing}."
+            f"({generated.requests[0].seed} + 1000 x i), batches of {CHUNK}; "
+            f"generation {timing}."
         )
     checks_table = Table(
         title="Post quality: checks",
@@ -902,7 +903,7 @@ def run(ctx: Context) -> ScenarioReport:
 
     if ctx.baseline_threads:
         torch.set_num_threads(ctx.baseline_threads)
-    requests = quality_requests(QUICK_POSTS if ctx.plan == QUICK else None)
+    requests = quality_requests(QUICK_POSTS if ctx.plan == QUICK else None, ctx.quality_seed_base)
     generated = generate_posts(requests, on_step=ctx.on_step, on_done=ctx.on_done)
     with ctx.step("quality: load embeddings and score"):
         embedder = Embedder()

@@ -67,7 +67,6 @@ class Plan:
     graph_duration_s: float
     graph_requests_base: int  # a level sends at most base + 3 x clients requests
     graph_drain_s: float  # in-flight requests get this long after the duration, then cancelled
-    burst_cap: int  # posts in the batch-size burst through the model handles
     batch_requests: int
     batch_rounds: int
     batch_budget_s: float
@@ -94,7 +93,6 @@ FULL = Plan(
     graph_duration_s=60,
     graph_requests_base=20,
     graph_drain_s=600,  # a level ends when its last answer does; this only caps a stall
-    burst_cap=32,
     batch_requests=16,
     batch_rounds=2,
     batch_budget_s=300,
@@ -121,7 +119,6 @@ QUICK = Plan(
     graph_duration_s=8,
     graph_requests_base=2,
     graph_drain_s=90,
-    burst_cap=8,
     batch_requests=8,
     batch_rounds=1,
     batch_budget_s=120,
@@ -152,6 +149,7 @@ class Context:
     on_done: Callable[[], None] = lambda: None
     baseline: ScenarioReport | None = None
     baseline_threads: int | None = None  # torch threads for the baseline; None: torch's default
+    quality_seed_base: int = quality.SEED_BASE  # the quality scenario's seeds: base + 1000 x i
     tokenizer: Any = None
     _seeds: Iterator[int] = field(default_factory=lambda: itertools.count(1_000_000))
 
@@ -184,7 +182,7 @@ class Context:
 
 STEPS: dict[str, Callable[[Plan], int]] = {
     "baseline": lambda p: 1 + 2 * p.baseline_posts,
-    "graph": lambda p: 1 + 2 * len(p.graph_levels),
+    "graph": lambda p: 1 + len(p.graph_levels),
     "batch": lambda p: 1 + 2 * p.batch_rounds,
     "cache": lambda p: 2 * (2 + 2 * len(p.cache_levels)) + 1,  # two deployments, then Zipf
     "handle": lambda p: 1 + 2 * len(p.handle_levels) + 2,
@@ -542,32 +540,28 @@ def baseline(ctx: Context) -> ScenarioReport:
 # ---- 2. graph ----------------------------------------------------------------------------------
 
 
-async def _model_burst(args: dict[str, Any], count: int, seed_for: Callable[[], int]) -> dict:
-    """`count` posts' worth of jobs sent at once straight to the model deployments; the mean
-    batch size each deployment formed, weighted per batch: count / sum(1 / batch_size)."""
+def _engine_counts() -> dict[str, tuple[int, int]]:
+    """Each model deployment's decode steps and rows decoded so far (one replica each here)."""
     from ray import serve
 
-    from deployments.prompts import build_job
-    from deployments.schemas import PostRequest
-    from deployments.settings import AppSettings
+    counts = {}
+    for part, name in MODEL_DEPLOYMENTS.items():
+        info = (
+            serve.get_deployment_handle(name, app_name=GRAPH_APP).info.remote().result(timeout_s=60)
+        )
+        counts[part] = (info["steps"], info["row_steps"])
+    return counts
 
-    generation = AppSettings.load(args).generation
-    handles = {
-        part: serve.get_deployment_handle(name, app_name=GRAPH_APP)
-        for part, name in MODEL_DEPLOYMENTS.items()
-    }
-    calls = []
-    for index in range(count):
-        seed = seed_for()
-        request = PostRequest(**request_body(index, seed, length=LENGTH, use_cache=False))
-        for part, handle in handles.items():
-            job = build_job(part, request, seed, generation)  # type: ignore[arg-type]
-            calls.append((part, handle.generate.remote(job)))
-    results = await asyncio.gather(*(call for _, call in calls))
-    means: dict[str, float] = {}
+
+def _mean_batches(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> dict[str, float]:
+    """Rows per decode step over the steps between two `_engine_counts`."""
+    means = {}
     for part in MODEL_DEPLOYMENTS:
-        sizes = [r.batch_size for (p, _), r in zip(calls, results) if p == part]
-        means[part] = len(sizes) / sum(1 / s for s in sizes) if sizes else math.nan
+        steps = after[part][0] - before[part][0]
+        rows = after[part][1] - before[part][1]
+        means[part] = rows / steps if steps else math.nan
     return means
 
 
@@ -583,23 +577,13 @@ def graph(ctx: Context) -> ScenarioReport:
     base = ctx.baseline.headline.get("posts_per_s", math.nan) if ctx.baseline else math.nan
     series = Series("graph, cache off")
     rows: list[list[Any]] = []
-    burst_errors: list[str] = []
     for clients in plan.graph_levels:
+        before = _engine_counts()
         with ctx.step(f"graph: {clients} clients"):
             run = generation_load(ctx, url, clients, warm_up=False)
         stats = run.stats()
         tokens = ctx.count_tokens([r.info["text"] for r in run.ok_records()])
-        with ctx.step(f"graph: batch sizes, {min(clients, plan.burst_cap)} posts"):
-            try:
-                burst = asyncio.run(
-                    asyncio.wait_for(
-                        _model_burst(args, min(clients, plan.burst_cap), ctx.next_seed),
-                        timeout=plan.graph_drain_s,
-                    )
-                )
-            except Exception as exc:  # the throughput numbers stand without it
-                burst_errors.append(f"{clients} clients: {type(exc).__name__}: {exc}")
-                burst = dict.fromkeys(MODEL_DEPLOYMENTS, math.nan)
+        batch = _mean_batches(before, _engine_counts())
         series.add(clients, stats.throughput, stats.p50_ms, stats.p95_ms)
         rows.append(
             [
@@ -616,9 +600,9 @@ def graph(ctx: Context) -> ScenarioReport:
                 stats.reject_p50_ms,
                 stats.failed,
                 tokens / stats.wall_s,
-                burst["title"],
-                burst["content"],
-                burst["hashtags"],
+                batch["title"],
+                batch["content"],
+                batch["hashtags"],
             ]
         )
 
@@ -626,14 +610,12 @@ def graph(ctx: Context) -> ScenarioReport:
     notes = [
         "tokens/s is estimated: the compiled post texts of the 2xx answers re-tokenized with the "
         "model's tokenizer, over the level's wall time (the HTTP answer carries no token counts).",
-        f"mean batch: after each level, min(clients, {plan.burst_cap}) posts' title, content and "
-        "hashtag jobs sent at once through each model deployment's handle; the mean batch size "
-        "that deployment formed, per batch (the graph's answers do not report batch sizes).",
+        "mean batch: rows decoding together per decode step in each model deployment over the "
+        "level (its engine's counters before and after the level).",
         f"closed loop: each level sends for {plan.graph_duration_s:.0f} s (at most "
         f"{plan.graph_requests_base} + 3 x clients requests), then waits up to "
         f"{plan.graph_drain_s:.0f} s for answers; requests still running then count as failed.",
         describe_args(args),
-        *(f"batch-size burst failed at {error}" for error in burst_errors),
     ]
     if at_32 is not None and not math.isnan(base):
         achieved = ratio(at_32[2], base)

@@ -314,6 +314,9 @@ def test_the_fixed_requests_are_varied_and_valid() -> None:
     assert any(r.call_to_action for r in requests)
     assert not all(r.call_to_action for r in requests)
     assert [r.seed for r in quality_requests(8)] == [r.seed for r in requests[:8]]
+    other = quality_requests(seed_base=7)
+    assert [r.seed for r in other] == [7 + 1000 * i for i in range(24)]
+    assert [r.topic for r in other] == [r.topic for r in requests], "same requests, other seeds"
 
 
 def _evaluation(cosines: list[list[float]], posts: list[Draft]) -> Evaluation:
