@@ -407,8 +407,11 @@ def plain_generate(loaded: Any, job: Any, generation: Any) -> tuple[str, int]:
         max_new_tokens=job.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
     )
-    new = output[0, prompt_length:]
-    return tokenizer.decode(new, skip_special_tokens=True), int(new.numel())
+    new = output[0, prompt_length:].tolist()
+    eos = loaded.model.generation_config.eos_token_id
+    stops = {eos} if isinstance(eos, int) else set(eos or [])
+    produced = [token for token in new if token not in stops]  # the end token is not text
+    return tokenizer.decode(produced, skip_special_tokens=True), len(produced)
 
 
 def baseline(ctx: Context) -> ScenarioReport:
