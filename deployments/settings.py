@@ -235,9 +235,10 @@ class DeploymentOptions(_Section):
 def _default_deployments() -> dict[str, DeploymentOptions]:
     # Fractions chosen so the whole graph fits in 2 CPUs: the models get the cores, the rest
     # are I/O-bound and mostly wait on the models.
-    # A model replica holds the batch it decodes and the callers' queue the next one; past that,
-    # requests are shed at once with 503 instead of waiting past the overall timeout for a 504
-    # (benchmarks/queues, 128 clients on 2 cores).
+    # A model replica holds the rows it decodes (batching.max_batch_size) and the callers' queue
+    # as many more; past that, requests are shed at once with 503 instead of waiting past the
+    # overall timeout for a 504 (benchmarks/continuous-batching, 128 clients on 2 cores: no 5xx;
+    # under the earlier `generate` path the same limits let 14 requests time out, kv-cache/).
     model = DeploymentOptions(
         num_cpus=0.5, max_ongoing_requests=32, max_queued_requests=32, target_ongoing_requests=32
     )
