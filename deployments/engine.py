@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EngineStats:
-    admitted: int = 0  # rows that joined a batch
+    admitted: int = 0  # rows taken off the queue to join the batch
     groups: int = 0  # submissions (one per @serve.batch call)
     steps: int = 0
     row_steps: int = 0  # rows decoded, summed over steps: row_steps / steps is the mean batch

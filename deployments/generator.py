@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers.cache_utils import DynamicCache
 
-from deployments.kv_cache import is_mergeable, merge_caches, seeded_cache, slot_cache
+from deployments.kv_cache import cache_of_layers, is_mergeable, merge_caches, slot_cache
 from deployments.model_loader import LoadedModel
 from deployments.sampling import RowState, choose_tokens, new_row_state
 from deployments.schemas import GenerationJob, GenerationResult
@@ -44,10 +44,7 @@ class PendingRow:
     job: GenerationJob
     deliver: Delivery
     cancelled: Callable[[], bool] = lambda: False
-    submitted: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.submitted = self.submitted or time.perf_counter()
+    submitted: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -81,9 +78,7 @@ class TextGenerator:
         self.loaded = loaded
         self.generation = generation
         self.max_input_tokens = model_settings.max_input_tokens if model_settings else 512
-        tokenizer = loaded.tokenizer
-        eos = loaded.model.generation_config.eos_token_id or tokenizer.eos_token_id
-        self.eos_token_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        self.eos_token_ids = eos_token_ids(loaded)
         # Rows can only join a running batch when the model's KV cache is made of plain layers;
         # other models (sliding windows, hybrids) decode one row at a time.
         self.mergeable = slot_cache(loaded.model) is not None
@@ -155,11 +150,13 @@ class TextGenerator:
         reused = self._reusable_prefix(prompt)
         if reused:
             assert self.memory is not None
-            cache = seeded_cache(
+            cache = cache_of_layers(
                 [(k[:, :, :reused], v[:, :, :reused]) for k, v in self.memory.layers]
             )
+        elif self.mergeable:
+            cache = slot_cache(model)
         else:
-            cache = slot_cache(model) or DynamicCache(config=model.config)
+            cache = DynamicCache(config=model.config)
         device = self.loaded.device
         ids = torch.tensor([list(prompt[reused:])], dtype=torch.long, device=device)
         positions = torch.arange(reused, len(prompt), device=device)[None]
@@ -200,8 +197,6 @@ class DecodeBatch:
         self.cache: DynamicCache | None = None
         self.mask = torch.zeros((0, 0), dtype=torch.long, device=generator.loaded.device)
         self.seen: torch.Tensor | None = None  # (rows, vocab): tokens each row has seen
-        self.steps = 0
-        self.row_steps = 0
 
     def room(self, max_rows: int) -> int:
         """How many rows may join now."""
@@ -253,7 +248,7 @@ class DecodeBatch:
             masks.append(_left_pad(self.mask.new_ones((1, length)), width))
         self.mask = torch.cat(masks)
         seen = [seen for _, _, seen in joining]
-        self.seen = torch.cat(seen if self.seen is None or not self.rows else [self.seen, *seen])
+        self.seen = torch.cat(seen if self.seen is None else [self.seen, *seen])
         self.rows.extend(row for row, _, _ in joining)
 
     @torch.inference_mode()
@@ -274,8 +269,6 @@ class DecodeBatch:
             past_key_values=self.cache,
             use_cache=True,
         )
-        self.steps += 1
-        self.row_steps += count
         tokens = self._choose(output.logits[:, -1], [row.state for row in self.rows], self.seen)
         keep = []
         for index, (row, token) in enumerate(zip(self.rows, tokens)):
@@ -337,6 +330,12 @@ class DecodeBatch:
             for layer in self.cache.layers:
                 layer.drop_left(unused)  # type: ignore[attr-defined]
             self.mask = self.mask[:, unused:]
+
+
+def eos_token_ids(loaded: LoadedModel) -> list[int]:
+    """The tokens that end a model's answer (its generation config's, else the tokenizer's)."""
+    eos = loaded.model.generation_config.eos_token_id or loaded.tokenizer.eos_token_id
+    return [eos] if isinstance(eos, int) else list(eos or [])
 
 
 def _left_pad(mask: torch.Tensor, width: int) -> torch.Tensor:

@@ -106,11 +106,11 @@ def slot_cache(model: Any) -> DynamicCache | None:
     return cache
 
 
-def seeded_cache(prefix: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
-    """A one-row SlotLayer cache that starts with the given per-layer keys and values."""
+def cache_of_layers(layers: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
+    """A SlotLayer cache holding (a copy of) the given per-layer keys and values."""
     cache = DynamicCache()
     cache.layers = []
-    for keys, values in prefix:
+    for keys, values in layers:
         layer = SlotLayer()
         layer.place(keys, values)
         cache.layers.append(layer)
@@ -125,16 +125,15 @@ def merge_caches(caches: Sequence[DynamicCache]) -> DynamicCache:
     """One cache with the rows of every given cache, in order, right-aligned: a cache shorter
     than the longest gets zero-filled columns on its left (the caller masks them)."""
     width = max(cache.get_seq_length() for cache in caches)
-    merged = DynamicCache()
-    merged.layers = []
-    for depth in range(len(caches[0].layers)):
-        parts = [cache.layers[depth] for cache in caches]
-        keys = torch.cat([_left_pad(part.keys, width) for part in parts])
-        values = torch.cat([_left_pad(part.values, width) for part in parts])
-        layer = SlotLayer()
-        layer.place(keys, values)
-        merged.layers.append(layer)
-    return merged
+    return cache_of_layers(
+        [
+            (
+                torch.cat([_left_pad(cache.layers[depth].keys, width) for cache in caches]),
+                torch.cat([_left_pad(cache.layers[depth].values, width) for cache in caches]),
+            )
+            for depth in range(len(caches[0].layers))
+        ]
+    )
 
 
 def _left_pad(states: torch.Tensor, width: int) -> torch.Tensor:

@@ -9,9 +9,9 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 from deployments.kv_cache import (
     HEADROOM,
     SlotLayer,
+    cache_of_layers,
     is_mergeable,
     merge_caches,
-    seeded_cache,
     slot_cache,
 )
 
@@ -79,7 +79,7 @@ def test_drop_left_forgets_old_columns_without_copying() -> None:
 
 def test_merge_right_aligns_rows_and_pads_the_left_with_zeros() -> None:
     long_rows, short_row = _states(2, 5, 3), _states(1, 3, 4)
-    merged = merge_caches([seeded_cache([long_rows]), seeded_cache([short_row])])
+    merged = merge_caches([cache_of_layers([long_rows]), cache_of_layers([short_row])])
     layer = merged.layers[0]
     assert isinstance(layer, SlotLayer)
     assert layer.keys.shape == (3, 2, 5, 4)
