@@ -389,6 +389,8 @@ def plain_generate(loaded: Any, job: Any, generation: Any) -> tuple[str, int]:
     sampling settings (seeded through torch's global generator)."""
     import torch
 
+    from deployments.generator import eos_token_ids
+
     tokenizer = loaded.tokenizer
     inputs = tokenizer.apply_chat_template(
         job.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
@@ -407,10 +409,8 @@ def plain_generate(loaded: Any, job: Any, generation: Any) -> tuple[str, int]:
         max_new_tokens=job.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
     )
-    new = output[0, prompt_length:].tolist()
-    eos = loaded.model.generation_config.eos_token_id
-    stops = {eos} if isinstance(eos, int) else set(eos or [])
-    produced = [token for token in new if token not in stops]  # the end token is not text
+    stops = set(eos_token_ids(loaded))
+    produced = [t for t in output[0, prompt_length:].tolist() if t not in stops]  # not text
     return tokenizer.decode(produced, skip_special_tokens=True), len(produced)
 
 

@@ -14,6 +14,7 @@ from benchmarks.load import LoadRun, Stats
 from benchmarks.report import ScenarioReport, Table, fmt_ratio, ratio
 from benchmarks.scenarios import (
     LENGTH,
+    MODEL_DEPLOYMENTS,
     Context,
     Plan,
     _ms_to_s,
@@ -27,17 +28,18 @@ from benchmarks.scenarios import (
 TUNING_CLIENTS = 32
 
 
-def _model_queues(ongoing: int, queued: int) -> dict:
-    """The three model deployments' queue limits."""
+def _model_queues(ongoing: int, queued: int, content_threads: int | None = None) -> dict:
+    """The three model deployments' queue limits (and the ContentModel's torch threads)."""
     queues = {"max_ongoing_requests": ongoing, "max_queued_requests": queued}
-    return {"TitleModel": queues, "ContentModel": queues, "HashtagModel": queues}
+    options = {name: dict(queues) for name in MODEL_DEPLOYMENTS.values()}
+    if content_threads:
+        options["ContentModel"]["torch_threads"] = content_threads
+    return options
 
 
 def _variant(
     rows: int, continuous: bool, quantization: str = "none", content_threads: int | None = None
 ) -> dict:
-    deployments = _model_queues(rows, rows)
-    deployments["ContentModel"] = {**deployments["ContentModel"], "torch_threads": content_threads}
     return {
         "batching": {
             "max_batch_size": rows,
@@ -47,7 +49,7 @@ def _variant(
         "model": {"dtype": "float32", "quantization": quantization},
         "generation": {"shared_prefix_min_tokens": 16},
         # A replica decodes `rows` requests and holds as many more waiting to join.
-        "deployments": deployments,
+        "deployments": _model_queues(rows, rows, content_threads),
     }
 
 
@@ -192,21 +194,12 @@ def router(ctx: Context) -> ScenarioReport:
 
 # ---- 8. model queues ---------------------------------------------------------------------------
 
-MODEL_DEPLOYMENTS = ("TitleModel", "ContentModel", "HashtagModel")
 QUEUE_CLIENTS = 128
-QUEUE_VARIANTS: dict[str, dict[str, int]] = {
-    "before: 64 ongoing + 256 queued per model replica": {
-        "max_ongoing_requests": 64,
-        "max_queued_requests": 256,
-    },
-    "16 ongoing + 16 queued per model replica (batches of 16)": {
-        "max_ongoing_requests": 16,
-        "max_queued_requests": 16,
-    },
-    "now: 32 ongoing + 32 queued per model replica": {
-        "max_ongoing_requests": 32,
-        "max_queued_requests": 32,
-    },
+# (ongoing, queued) requests per model replica.
+QUEUE_VARIANTS: dict[str, tuple[int, int]] = {
+    "before: 64 ongoing + 256 queued per model replica": (64, 256),
+    "16 ongoing + 16 queued per model replica (batches of 16)": (16, 16),
+    "now: 32 ongoing + 32 queued per model replica": (32, 32),
 }
 
 
@@ -214,8 +207,7 @@ def queues(ctx: Context) -> ScenarioReport:
     """The graph at 128 clients, cache off, under the model deployments' old and new admission
     limits, one after the other in the same run: 504s after the request timeout, or fast 503s."""
     variants = {
-        label: {"deployments": {name: limits for name in MODEL_DEPLOYMENTS}}
-        for label, limits in QUEUE_VARIANTS.items()
+        label: {"deployments": _model_queues(*limits)} for label, limits in QUEUE_VARIANTS.items()
     }
     rows: list[list[Any]] = []
     described: list[str] = []
