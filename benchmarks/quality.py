@@ -26,7 +26,7 @@ from benchmarks.load import percentile
 from deployments.model_loader import COMPLETE_MARKER, publish_folder
 from deployments.prompts import PROMPT_ECHO_PATTERNS, SYSTEM_PROMPT, build_messages
 from deployments.schemas import LENGTH_BANDS, LINKEDIN_MAX_CHARS, TITLE_MAX_CHARS, PostRequest
-from deployments.textproc import STOPWORDS
+from deployments.textproc import PROMPT_WORDS, STOPWORDS
 
 if TYPE_CHECKING:
     from benchmarks.report import ScenarioReport
@@ -86,7 +86,8 @@ CHECK_DESCRIPTIONS: dict[str, str] = {
     "relevance": f"cosine(topic, body) > {RELEVANCE_THRESHOLD} ({EMBEDDING_NAME})",
     "no_placeholders": "extra: no template placeholders ([Company Name], {name}, insert ... here) "
     "or invented @handles",
-    "hashtag_words": "extra: no hashtag that is a bare stopword (#The, #This, #Will)",
+    "hashtag_words": "extra: no hashtag that is a bare stopword (#The, #This, #Will), a piece of "
+    "a link (#Https, #WwwLinkedinCom) or a word of the prompt (#Request, #Topic)",
 }
 
 
@@ -301,7 +302,9 @@ _DELIMITER = re.compile(r"<\s*/?\s*request\s*>|\[\s*/?\s*request\s*\]", re.IGNOR
 _LABEL_LINE = re.compile(
     r"^\s*(?:post\s+)?(?:title|hook(?:\s+line)?|headline|subject|body|content|post|caption"
     r"|hashtags?|tags?|topic|audience|tone|length|call[\s-]to[\s-]action|cta"
-    r"|chat history|system|user|assistant)\s*\d*\s*:",
+    r"|chat history|system|user|assistant)\s*\d*\s*:"
+    # "The headline is: ...", 'The title: "..."'
+    r"|^\s*the\s+(?:title|hook(?:\s+line)?|headline)(?:\s+is\s*:|\s*:\s*[\"\u201c\u00ab])",
     re.IGNORECASE,
 )
 _ACK_LINE = re.compile(
@@ -321,6 +324,7 @@ _META_TALK = re.compile(
 )
 # Phrases of the prompts that have no business in a post, beyond their whole sentences.
 _ECHO_PHRASES = ("the topic below", "ghostwriter", "never an instruction")
+_LINK_PREFIXES = ("http", "www")
 _PLACEHOLDER = re.compile(
     r"\[[^\[\]\n]{0,60}[^\W\d_][^\[\]\n]{0,60}\]"  # [Company Name], [insert anecdote]
     r"|\{\{?\s*[^\W\d][\w ]{0,40}\}\}?"  # {name}, {{name}}
@@ -479,9 +483,14 @@ def check_no_placeholders(post: PostLike, request: PostRequest) -> Failure:
 
 
 def check_hashtag_words(post: PostLike, request: PostRequest) -> Failure:
-    junk = [tag for tag in post.hashtags if tag.lstrip("#").casefold() in STOPWORDS]
+    words = [(tag, tag.lstrip("#").casefold()) for tag in post.hashtags]
+    junk = [tag for tag, word in words if word in STOPWORDS]
     if junk:
         return f"stopword tags {junk} in {' '.join(post.hashtags)}"
+    # Pieces of a link (#Https, #WwwLinkedinCom) and words of the prompt (#Request, #Topic).
+    junk = [tag for tag, word in words if word.startswith(_LINK_PREFIXES) or word in PROMPT_WORDS]
+    if junk:
+        return f"link or prompt-word tags {junk} in {' '.join(post.hashtags)}"
     return None
 
 

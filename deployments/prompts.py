@@ -123,7 +123,11 @@ def build_job(
 _ACK = r"(?:sure|certainly|of course|absolutely|okay|ok)(?:\s+thing)?\b\s*[.!,:]*\s*"
 PROMPT_ECHO_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"^\s*<\s*/?\s*request\s*>", re.IGNORECASE),
-    re.compile(r"^\s*(topic|audience|tone|length)\s*:", re.IGNORECASE),
+    # "Topic:", "Tone 1: Clear and educational", "Tone of the post: casual"
+    re.compile(
+        r"^\s*(?:the\s+)?(topic|audience|tone|length)(?:\s+\d+|\s+of\s+the\s+post)?\s*:",
+        re.IGNORECASE,
+    ),
     re.compile(r"^\s*(write|list|reply with)\b.*\b(linkedin|hook|hashtags?)\b", re.IGNORECASE),
     # "Sure!", "Certainly, I'd be happy to help." -- but not "Of course, feedback matters."
     re.compile(
@@ -143,6 +147,12 @@ PROMPT_ECHO_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(rf"^\s*(?:{_ACK})?here(?:['’]s| is| are)\b[^\n]*:\s*$", re.IGNORECASE),
     re.compile(r"\b(?:your|this|my) request\b", re.IGNORECASE),
     re.compile(r"\b(?:title|headline|hook)\s+(?:could|would|might|should)\s+be\b", re.I),
+    # The model answering as a chat assistant: "I'm ready to help. What's the topic?"
+    re.compile(
+        r"\b(?:i['’]?m|i am)\s+(?:ready|here)\s+to\s+help(?:\s+you)?\s*(?:[.!,]|$)"
+        r"|\bwhat['’]?s the topic\b",
+        re.IGNORECASE,
+    ),
     re.compile(r"you are an experienced linkedin ghostwriter", re.IGNORECASE),
     re.compile(r"is never an instruction to you", re.IGNORECASE),
 )

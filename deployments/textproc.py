@@ -19,12 +19,19 @@ _MD_LINK = re.compile(r"!?\[([^\]\n]{0,200})\]\([^)\n]{0,500}\)")
 _MD_EMPHASIS = re.compile(r"(\*\*|__|\*|`{1,3}|~~)")
 _MD_HEADER = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
 _MD_BULLET = re.compile(r"^\s*(?:[*+]|\d{1,2}[.)])\s+", re.MULTILINE)
+# "Title:", "Hook 2 -"; "The headline is: ...", 'The title: "..."' (but "The title: a lesson."
+# is a sentence).
 _LABEL_PREFIX = re.compile(
-    r"^\s*(?:(?:post\s+)?(?:title|hook(?:\s+line)?|headline|subject|body|content|post|caption"
+    r"^\s*(?:(?:the\s+(?:title|hook(?:\s+line)?|headline)(?:\s+is\s*:|\s*:(?=\s*[\"\u201c\u00ab])))"
+    r"\s*|(?:post\s+)?(?:title|hook(?:\s+line)?|headline|subject|body|content|post|caption"
     r"|hashtags?|tags?)\s*(?:\d+)?(?::|\s+[\-\u2013\u2014])\s*)+",
     re.IGNORECASE,
 )
 _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb`"
+_DOUBLE_QUOTES = '"\u201c\u201d\u00ab\u00bb'  # never an apostrophe inside a word ("can't")
+_URL = re.compile(r"\b(?:https?://|www\.)\S*", re.IGNORECASE)
+# Words of the prompts themselves: a tag made of one ("#Request", from "<request>") is an echo.
+PROMPT_WORDS = frozenset({"request", "topic", "audience", "tone", "hashtag", "hashtags", "title"})
 _HASHTAG_IN_TEXT = re.compile(r"(?<![\w#])#[^\W_][\w]*")
 _SENTENCE_END = re.compile(r"[.!?\u2026](?:[\"')\u201d\u2019\]]*)(?=\s|$)|\n\n")
 _TRAILING_JOINERS = re.compile(r"[\s,;:\-\u2013\u2014(]+$")
@@ -85,6 +92,9 @@ def strip_quotes(text: str) -> str:
         text = text[1:].strip()
     if text[-1:] in _QUOTES and not any(q in text[:-1] for q in _QUOTES):
         text = text[:-1].strip()
+    # A double quote opened and never closed (the rest may hold apostrophes: "you can't").
+    if text[:1] in _DOUBLE_QUOTES and not any(q in text[1:] for q in _DOUBLE_QUOTES):
+        text = text[1:].strip()
     return text
 
 
@@ -225,6 +235,8 @@ def topic_keywords(topic: str) -> list[str]:
 
 def parse_hashtags(raw: str) -> list[str]:
     """Candidate tags from model output: '#Foo', 'foo, bar', '1. Foo Bar' all count."""
+    # A link's pieces are no tags ("https://www.linkedin.com/..." -> #Https #WwwLinkedinCom).
+    raw = _URL.sub(" ", raw)
     text = strip_markup(strip_special_tokens(raw))
     tokens = re.findall(r"#([^\s#,;]+)", text)
     if not tokens:
@@ -233,7 +245,7 @@ def parse_hashtags(raw: str) -> list[str]:
         phrases = re.split(r"[,;\n|/]+", clean_model_text(raw))
         tokens = [p for p in phrases if 0 < len(p.split()) <= MAX_TAG_WORDS]
     tags = (to_camel_tag(tok) for tok in tokens)
-    return [t for t in tags if t and len(t) > 1 and t.casefold() not in STOPWORDS]
+    return [t for t in tags if t and len(t) > 1 and t.casefold() not in STOPWORDS | PROMPT_WORDS]
 
 
 def unique_tags(candidates: Iterable[str], limit: int) -> list[str]:

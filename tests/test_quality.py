@@ -216,6 +216,9 @@ def test_the_word_assistant_in_a_sentence_is_fine() -> None:
         "That concludes my response to your request.",
         'The title could be "Fast reviews" or "Small diffs".',
         "Here's a possible intro for your next message:",
+        'The headline is: "Fast reviews"',
+        "Tone of the post: casual and supportive",
+        "I'm ready to help. What's the topic you'd like to discuss?",
     ],
 )
 def test_prompt_echoes_in_body_fail(echo: str) -> None:
@@ -235,6 +238,7 @@ def test_label_in_title_fails() -> None:
         "Absolutely nobody enjoys waiting two days for a review.",
         "Here is what changed for us.",
         "The title of this story is patience.",
+        "The title: a lesson.",
     ],
 )
 def test_ordinary_sentences_are_not_echoes(line: str) -> None:
@@ -389,6 +393,14 @@ def test_stopword_hashtags_fail_hashtag_words() -> None:
     post = draft(hashtags=("#This", "#Will", "#Work"))
     assert failed(post, request()) == {"hashtag_words"}
     assert failed(draft(hashtags=("#CodeReview", "#The", "#Teams")), request()) == {"hashtag_words"}
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [("#Https", "#Teams", "#Work"), ("#WwwLinkedinCom", "#A1", "#B2"), ("#Request", "#X", "#Y")],
+)
+def test_link_pieces_and_prompt_words_fail_hashtag_words(tags: tuple[str, ...]) -> None:
+    assert failed(draft(hashtags=tags), request()) == {"hashtag_words"}
 
 
 def test_extra_checks_are_reported_apart() -> None:

@@ -122,6 +122,8 @@ def test_strip_markup_never_leaves_angle_brackets(raw: str) -> None:
         ("Hashtags: #AI #ML", "#AI #ML"),
         ("Title: Body: Remote work", "Remote work"),
         ("  Caption \u2014 Remote work", "Remote work"),
+        ('The headline is: "Transform your business"', '"Transform your business"'),
+        ('The headline: "Writing a failing test"', '"Writing a failing test"'),
     ],
 )
 def test_strip_label_removes_leading_labels(line: str, expected: str) -> None:
@@ -155,6 +157,8 @@ def test_strip_label_leaves_sentences_that_only_start_like_a_label(line: str) ->
         ('  "Foo bar"  ', "Foo bar"),
         ('"Foo bar', "Foo bar"),
         ('Foo bar"', "Foo bar"),
+        ("\"Run it alone, you can't.", "Run it alone, you can't."),
+        ("\u201cOpen but never closed", "Open but never closed"),
         ("\u00abFoo\u00bb", "Foo"),
         ('"Code review" is underrated', '"Code review" is underrated'),
         ("Don't stop", "Don't stop"),
@@ -367,6 +371,10 @@ def test_to_camel_tag_letter_that_upper_cases_to_a_combining_sequence() -> None:
         ("Sure! Here are 5 hashtags: #AI #ML", ["AI", "ML"]),
         ("**#AI** #ML", ["AI", "ML"]),
         ("#2024 #AI", ["AI"]),
+        # A link's pieces are no tags; nor are the prompt's own words.
+        ("https://www.linkedin.com/posts/f3170482 #AI", ["AI"]),
+        ("www.example.com/x, cloud", ["Cloud"]),
+        ("#Request #Topic #AI", ["AI"]),
         ("", []),
     ],
 )
