@@ -390,6 +390,7 @@ def plain_generate(loaded: Any, job: Any, generation: Any) -> tuple[str, int]:
     import torch
 
     from deployments.generator import eos_token_ids
+    from deployments.sampling import generate_penalty_kwargs
 
     tokenizer = loaded.tokenizer
     inputs = tokenizer.apply_chat_template(
@@ -403,7 +404,7 @@ def plain_generate(loaded: Any, job: Any, generation: Any) -> tuple[str, int]:
         temperature=generation.temperature or None,
         top_p=generation.top_p,
         top_k=generation.top_k,
-        repetition_penalty=generation.repetition_penalty,
+        **generate_penalty_kwargs(generation, prompt_length),
         no_repeat_ngram_size=generation.no_repeat_ngram_size,
         min_new_tokens=job.min_new_tokens,
         max_new_tokens=job.max_new_tokens,

@@ -229,7 +229,8 @@ class DecodeBatch:
                 device=generator.loaded.device,
             )
             seen = torch.zeros((1, logits.shape[-1]), dtype=torch.bool, device=logits.device)
-            seen[0, prompt] = True
+            if generator.generation.penalize_prompt_tokens:
+                seen[0, prompt] = True
             active = ActiveRow(row, state, next_token=-1, position=len(prompt))
             if self._take(active, self._choose(logits[None], [state], seen)[0], seen[0]):
                 joining.append((active, cache, seen))

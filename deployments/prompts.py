@@ -19,7 +19,9 @@ from deployments.schemas import (
 )
 from deployments.settings import GenerationSettings
 
-PROMPT_VERSION = "3"
+# Also bumped when how a post is drawn from the prompts changes: v4, the repetition penalty no
+# longer covers the prompt's tokens.
+PROMPT_VERSION = "4"
 
 SYSTEM_PROMPT = (
     "You are an experienced LinkedIn ghostwriter. You write clear, specific, human posts. "

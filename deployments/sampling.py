@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -104,3 +105,16 @@ def draw(
         for row, generator in enumerate(generators)
     ]
     return top_ids.gather(1, torch.stack(draws)).squeeze(1).tolist()
+
+
+def generate_penalty_kwargs(settings: GenerationSettings, prompt_length: int) -> dict[str, Any]:
+    """The same repetition penalty for transformers' `generate` (the benchmark baseline and the
+    tests compare against it): `repetition_penalty` covers the prompt too, so with
+    `penalize_prompt_tokens` off it goes in as a processor that skips the prompt's tokens."""
+    from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+
+    penalty = settings.repetition_penalty
+    if settings.penalize_prompt_tokens or penalty == 1:
+        return {"repetition_penalty": penalty}
+    processor = RepetitionPenaltyLogitsProcessor(float(penalty), prompt_ignore_length=prompt_length)
+    return {"logits_processor": LogitsProcessorList([processor])}

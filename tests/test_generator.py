@@ -16,7 +16,7 @@ from deployments.generator import (
 )
 from deployments.model_loader import load_model, pick_dtype
 from deployments.prompts import build_job
-from deployments.sampling import RowState, choose_tokens, new_row_state
+from deployments.sampling import RowState, choose_tokens, generate_penalty_kwargs, new_row_state
 from deployments.schemas import GenerationJob, GenerationResult, PostRequest
 from deployments.settings import GenerationSettings, ModelSettings
 from tests.conftest import TINY_GENERATION
@@ -75,9 +75,19 @@ def test_common_prefix_length() -> None:
     assert common_prefix_length([5, 1], [6, 1]) == 0
 
 
-def test_greedy_decoding_matches_transformers_generate(generator: TextGenerator) -> None:
-    """The decode loop of our own against `generate` with the same penalties, greedy."""
-    settings = generator.generation.model_copy(update={"temperature": 0.0})
+@pytest.mark.parametrize("penalize_prompt", [True, False])
+def test_greedy_decoding_matches_transformers_generate(
+    generator: TextGenerator, penalize_prompt: bool
+) -> None:
+    """The decode loop of our own against `generate` with the same penalties, greedy; the
+    penalty strong enough that covering the prompt or not changes the text."""
+    settings = generator.generation.model_copy(
+        update={
+            "temperature": 0.0,
+            "repetition_penalty": 1.5,
+            "penalize_prompt_tokens": penalize_prompt,
+        }
+    )
     ours = TextGenerator(generator.loaded, settings)
     for seed, topic in ((1, "Code review"), (2, "Hiring juniors well")):
         job = _job(seed, max_new=24, min_new=4, topic=topic)
@@ -88,7 +98,7 @@ def test_greedy_decoding_matches_transformers_generate(generator: TextGenerator)
             do_sample=False,
             max_new_tokens=24,
             min_new_tokens=4,
-            repetition_penalty=settings.repetition_penalty,
+            **generate_penalty_kwargs(settings, len(prompt)),
             no_repeat_ngram_size=settings.no_repeat_ngram_size,
             eos_token_id=ours.eos_token_ids,
             pad_token_id=generator.loaded.tokenizer.pad_token_id,
@@ -180,6 +190,26 @@ def test_cancelled_row_stops_early(generator: TextGenerator) -> None:
     results = generator.generate_batch([_job(1, max_new=30), _job(2, max_new=30)], lambda r: r == 0)
     assert isinstance(results[0], RowCancelled), "a cancelled row is not decoded"
     assert _ok(results[1]).new_tokens > 5
+
+
+@pytest.mark.parametrize("penalize_prompt", [True, False])
+def test_repetition_penalty_covers_the_prompt_only_when_asked(
+    generator: TextGenerator, penalize_prompt: bool
+) -> None:
+    generation = generator.generation.model_copy(update={"penalize_prompt_tokens": penalize_prompt})
+    scoped = TextGenerator(generator.loaded, generation)
+    job = _job(5, max_new=4)
+    prompt = scoped.tokenize(job)
+    batch = DecodeBatch(scoped)
+    batch.admit([PendingRow(job, deliver=lambda result: None)])
+    assert batch.seen is not None and len(batch.rows) == 1
+    penalized = set(batch.seen[0].nonzero().flatten().tolist())
+    written = set(batch.rows[0].state.produced)
+    assert written and written <= penalized, "the tokens written so far are always penalized"
+    if penalize_prompt:
+        assert set(prompt) <= penalized
+    else:
+        assert penalized == written, "no prompt token is penalized"
 
 
 def _state(min_new: int = 0, history: list[int] | None = None, ngram: int = 0) -> RowState:
