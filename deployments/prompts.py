@@ -127,7 +127,7 @@ PROMPT_ECHO_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"^\s*<\s*/?\s*request\s*>", re.IGNORECASE),
     # "Topic:", "Tone 1: Clear and educational", "Tone of the post: casual"
     re.compile(
-        r"^\s*(?:the\s+)?(topic|audience|tone|length)(?:\s+\d+|\s+of\s+the\s+post)?\s*:",
+        r"^\s*(?:the\s+)?(topic|audience|tone|length)(?:\s*\d+|\s+of\s+the\s+post)?\s*:",
         re.IGNORECASE,
     ),
     re.compile(r"^\s*(write|list|reply with)\b.*\b(linkedin|hook|hashtags?)\b", re.IGNORECASE),

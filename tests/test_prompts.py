@@ -234,6 +234,7 @@ def test_different_seeds_give_different_part_seeds() -> None:
         "Topic: Why code review makes teams faster",
         "Audience: Engineering managers",
         "Tone 1: Clear and Educational",
+        "Tone2: Clear and Professional",
         "Tone of the post: casual and supportive",
         "I'm ready to help. What's the topic you'd like to discuss?",
         "I am here to help you!",
