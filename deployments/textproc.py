@@ -99,7 +99,9 @@ def strip_quotes(text: str) -> str:
 
 
 def is_prompt_echo(line: str) -> bool:
-    return any(p.search(line) for p in PROMPT_ECHO_PATTERNS)
+    # A quoted echo ('"Here's a LinkedIn post:"') is an echo too: the patterns anchor at the start.
+    unquoted = line.lstrip(_QUOTES + " \t")
+    return any(p.search(line) or p.search(unquoted) for p in PROMPT_ECHO_PATTERNS)
 
 
 def normalise_whitespace(text: str) -> str:

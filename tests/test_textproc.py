@@ -186,6 +186,8 @@ def test_strip_quotes(text: str, expected: str) -> None:
         "Topic: Remote work",
         "<request>",
         "Write one professional and confident hook line for a LinkedIn post.",
+        '"Here\'s a potential LinkedIn post',
+        "\u201cTopic: Remote work\u201d",
     ],
 )
 def test_is_prompt_echo_catches_echoes(line: str) -> None:
@@ -200,6 +202,7 @@ def test_is_prompt_echo_catches_echoes(line: str) -> None:
         "Of course, feedback matters.",
         "Here is what I learned after ten years of code review.",
         "Listen to your team before you write the plan.",
+        '"Here is what I learned," she said.',
     ],
 )
 def test_is_prompt_echo_keeps_ordinary_sentences(line: str) -> None:
