@@ -37,8 +37,17 @@ def _model_queues(ongoing: int, queued: int, content_threads: int | None = None)
     return options
 
 
+# The sampling of prompt version 4, and the one before it (the penalty covered the prompt too).
+SAMPLING = {"repetition_penalty": 1.05, "penalize_prompt_tokens": False}
+SAMPLING_V3 = {"repetition_penalty": 1.15, "penalize_prompt_tokens": True}
+
+
 def _variant(
-    rows: int, continuous: bool, quantization: str = "none", content_threads: int | None = None
+    rows: int,
+    continuous: bool,
+    quantization: str = "none",
+    content_threads: int | None = None,
+    sampling: dict[str, Any] = SAMPLING,
 ) -> dict:
     return {
         "batching": {
@@ -47,7 +56,7 @@ def _variant(
             "continuous": continuous,
         },
         "model": {"dtype": "float32", "quantization": quantization},
-        "generation": {"shared_prefix_min_tokens": 16},
+        "generation": {"shared_prefix_min_tokens": 16, **sampling},
         # A replica decodes `rows` requests and holds as many more waiting to join.
         "deployments": _model_queues(rows, rows, content_threads),
     }
@@ -60,6 +69,9 @@ def _variant(
 TUNING_VARIANTS: dict[str, dict[str, Any]] = {
     "fixed batches of 32 (rows join only an empty batch)": _variant(32, continuous=False),
     "continuous batching, 32 rows": _variant(32, continuous=True),
+    "continuous batching, 32 rows, penalty 1.15 on the prompt too (before v4)": _variant(
+        32, continuous=True, sampling=SAMPLING_V3
+    ),
     "continuous batching, 32 rows, ContentModel 2 torch threads": _variant(
         32, continuous=True, content_threads=2
     ),
