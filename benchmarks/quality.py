@@ -487,8 +487,10 @@ def check_hashtag_words(post: PostLike, request: PostRequest) -> Failure:
     junk = [tag for tag, word in words if word in STOPWORDS]
     if junk:
         return f"stopword tags {junk} in {' '.join(post.hashtags)}"
-    # Pieces of a link (#Https, #WwwLinkedinCom) and words of the prompt (#Request, #Topic).
-    junk = [tag for tag, word in words if word.startswith(_LINK_PREFIXES) or word in PROMPT_WORDS]
+    # Pieces of a link (#Https, #WwwLinkedinCom) and words of the prompt (#Request, #Topic), unless
+    # the topic itself has the word ("Finding your tone" may well have #Tone).
+    prompt_words = PROMPT_WORDS - set(re.findall(r"\w+", request.topic.casefold()))
+    junk = [tag for tag, word in words if word.startswith(_LINK_PREFIXES) or word in prompt_words]
     if junk:
         return f"link or prompt-word tags {junk} in {' '.join(post.hashtags)}"
     return None

@@ -403,6 +403,11 @@ def test_link_pieces_and_prompt_words_fail_hashtag_words(tags: tuple[str, ...]) 
     assert failed(draft(hashtags=tags), request()) == {"hashtag_words"}
 
 
+def test_a_prompt_word_of_the_topic_is_a_fine_hashtag() -> None:
+    post = draft(hashtags=("#Tone", "#Writing", "#Voice"))
+    assert failed(post, request(topic="Finding your tone as a writer")) == set()
+
+
 def test_extra_checks_are_reported_apart() -> None:
     assert {"no_placeholders", "hashtag_words"} == EXTRA_CHECKS
     assert set(CHECKS) > EXTRA_CHECKS

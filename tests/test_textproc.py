@@ -186,7 +186,7 @@ def test_strip_quotes(text: str, expected: str) -> None:
         "Topic: Remote work",
         "<request>",
         "Write one professional and confident hook line for a LinkedIn post.",
-        '"Here\'s a potential LinkedIn post',
+        "\"Here's a potential LinkedIn post",
         "\u201cTopic: Remote work\u201d",
     ],
 )
