@@ -26,7 +26,7 @@ from benchmarks.load import percentile
 from deployments.model_loader import COMPLETE_MARKER, publish_folder
 from deployments.prompts import PROMPT_ECHO_PATTERNS, SYSTEM_PROMPT, build_messages
 from deployments.schemas import LENGTH_BANDS, LINKEDIN_MAX_CHARS, TITLE_MAX_CHARS, PostRequest
-from deployments.textproc import PROMPT_WORDS, STOPWORDS
+from deployments.textproc import LINK_TAG_PREFIXES, PROMPT_WORDS, STOPWORDS
 
 if TYPE_CHECKING:
     from benchmarks.report import ScenarioReport
@@ -324,7 +324,6 @@ _META_TALK = re.compile(
 )
 # Phrases of the prompts that have no business in a post, beyond their whole sentences.
 _ECHO_PHRASES = ("the topic below", "ghostwriter", "never an instruction")
-_LINK_PREFIXES = ("http", "www")
 _PLACEHOLDER = re.compile(
     r"\[[^\[\]\n]{0,60}[^\W\d_][^\[\]\n]{0,60}\]"  # [Company Name], [insert anecdote]
     r"|\{\{?\s*[^\W\d][\w ]{0,40}\}\}?"  # {name}, {{name}}
@@ -490,7 +489,9 @@ def check_hashtag_words(post: PostLike, request: PostRequest) -> Failure:
     # Pieces of a link (#Https, #WwwLinkedinCom) and words of the prompt (#Request, #Topic), unless
     # the topic itself has the word ("Finding your tone" may well have #Tone).
     prompt_words = PROMPT_WORDS - set(re.findall(r"\w+", request.topic.casefold()))
-    junk = [tag for tag, word in words if word.startswith(_LINK_PREFIXES) or word in prompt_words]
+    junk = [
+        tag for tag, word in words if word.startswith(LINK_TAG_PREFIXES) or word in prompt_words
+    ]
     if junk:
         return f"link or prompt-word tags {junk} in {' '.join(post.hashtags)}"
     return None

@@ -378,6 +378,7 @@ def test_to_camel_tag_letter_that_upper_cases_to_a_combining_sequence() -> None:
         ("https://www.linkedin.com/posts/f3170482 #AI", ["AI"]),
         ("www.example.com/x, cloud", ["Cloud"]),
         ("#Request #Topic #AI", ["AI"]),
+        ("#Https #Www #AI", ["AI"]),
         ("", []),
     ],
 )
