@@ -26,7 +26,7 @@ from benchmarks.load import percentile
 from deployments.model_loader import COMPLETE_MARKER, publish_folder
 from deployments.prompts import PROMPT_ECHO_PATTERNS, SYSTEM_PROMPT, build_messages
 from deployments.schemas import LENGTH_BANDS, LINKEDIN_MAX_CHARS, TITLE_MAX_CHARS, PostRequest
-from deployments.textproc import LINK_TAG_PREFIXES, PROMPT_WORDS, STOPWORDS
+from deployments.textproc import is_junk_tag
 
 if TYPE_CHECKING:
     from benchmarks.report import ScenarioReport
@@ -482,18 +482,12 @@ def check_no_placeholders(post: PostLike, request: PostRequest) -> Failure:
 
 
 def check_hashtag_words(post: PostLike, request: PostRequest) -> Failure:
-    words = [(tag, tag.lstrip("#").casefold()) for tag in post.hashtags]
-    junk = [tag for tag, word in words if word in STOPWORDS]
+    # The compiler's own rule: stop words (#The), pieces of a link (#Https, #WwwLinkedinCom) and
+    # words of the prompt (#Request), unless the topic has the word ("Finding your tone": #Tone).
+    topic_words = frozenset(re.findall(r"\w+", request.topic.casefold()))
+    junk = [tag for tag in post.hashtags if is_junk_tag(tag.lstrip("#").casefold(), topic_words)]
     if junk:
-        return f"stopword tags {junk} in {' '.join(post.hashtags)}"
-    # Pieces of a link (#Https, #WwwLinkedinCom) and words of the prompt (#Request, #Topic), unless
-    # the topic itself has the word ("Finding your tone" may well have #Tone).
-    prompt_words = PROMPT_WORDS - set(re.findall(r"\w+", request.topic.casefold()))
-    junk = [
-        tag for tag, word in words if word.startswith(LINK_TAG_PREFIXES) or word in prompt_words
-    ]
-    if junk:
-        return f"link or prompt-word tags {junk} in {' '.join(post.hashtags)}"
+        return f"stop-word, link or prompt-word tags {junk} in {' '.join(post.hashtags)}"
     return None
 
 

@@ -30,7 +30,7 @@ _LABEL_PREFIX = re.compile(
 _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb`"
 _DOUBLE_QUOTES = '"\u201c\u201d\u00ab\u00bb'  # never an apostrophe inside a word ("can't")
 _URL = re.compile(r"\b(?:https?://|www\.)\S*", re.IGNORECASE)
-LINK_TAG_PREFIXES = ("http", "www")
+_LINK_TAG_PREFIXES = ("http", "www")
 # Words of the prompts themselves: a tag made of one ("#Request", from "<request>") is an echo.
 PROMPT_WORDS = frozenset({"request", "topic", "audience", "tone", "hashtag", "hashtags", "title"})
 _HASHTAG_IN_TEXT = re.compile(r"(?<![\w#])#[^\W_][\w]*")
@@ -248,12 +248,16 @@ def parse_hashtags(raw: str) -> list[str]:
         phrases = re.split(r"[,;\n|/]+", clean_model_text(raw))
         tokens = [p for p in phrases if 0 < len(p.split()) <= MAX_TAG_WORDS]
     tags = (to_camel_tag(tok) for tok in tokens)
-    return [t for t in tags if t and len(t) > 1 and not _is_junk_tag(t.casefold())]
+    return [t for t in tags if t and len(t) > 1 and not is_junk_tag(t.casefold())]
 
 
-def _is_junk_tag(word: str) -> bool:
+def is_junk_tag(word: str, topic_words: frozenset[str] = frozenset()) -> bool:
+    """Whether a tag (case-folded, without '#') is a stop word, a piece of a link or a word of the
+    prompt; a prompt word that the topic itself has (`topic_words`) is a fine tag."""
+    if word in PROMPT_WORDS:
+        return word not in topic_words
     # A link's scheme or host left whole or half-written ("https:", "www") is no tag either.
-    return word in STOPWORDS or word in PROMPT_WORDS or word.startswith(LINK_TAG_PREFIXES)
+    return word in STOPWORDS or word.startswith(_LINK_TAG_PREFIXES)
 
 
 def unique_tags(candidates: Iterable[str], limit: int) -> list[str]:
