@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from enum import Enum
 from typing import Literal
 
@@ -10,6 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 # Control characters other than tab and newline have no place in a post and break terminals/logs.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# Bidirectional embeddings, overrides and isolates reorder what a reader sees ("Read more
+# \u202etxt.exe" displays as "Read more exe.txt"): refused, since no post needs them.
+_BIDI_CONTROLS = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# The zero-width joiner and non-joiner are parts of emoji sequences and of Persian and Indic
+# spelling: kept. Every other format character (zero-width space, word joiner, BOM, soft hyphen,
+# tag characters) is invisible and is dropped.
+_KEPT_FORMAT_CHARS = frozenset("\u200c\u200d")
 
 LINKEDIN_MAX_CHARS = 3000
 TITLE_MAX_CHARS = 150
@@ -38,13 +46,26 @@ LENGTH_BANDS: dict[PostLength, tuple[int, int]] = {
 }
 
 
+def _visible_length(text: str) -> int:
+    """Characters a reader sees: not whitespace and not format characters."""
+    return sum(1 for c in text if not c.isspace() and unicodedata.category(c) != "Cf")
+
+
 def _clean_text(value: str | None, *, field: str, optional: bool) -> str | None:
     if value is None:
         return None
+    # A lone surrogate ("\ud800" is valid JSON) cannot be encoded as UTF-8: the tokenizer, the
+    # cache and the logs would all fail on it.
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise ValueError(f"{field} must be valid Unicode text (it has a lone surrogate)")
     if _CONTROL_CHARS.search(value):
         raise ValueError(f"{field} must not contain control characters")
-    value = value.strip()
-    if optional and not value:
+    if _BIDI_CONTROLS.search(value):
+        raise ValueError(f"{field} must not contain bidirectional control characters")
+    value = "".join(
+        c for c in value if unicodedata.category(c) != "Cf" or c in _KEPT_FORMAT_CHARS
+    ).strip()
+    if optional and not _visible_length(value):
         return None
     return value
 
@@ -73,6 +94,8 @@ class PostRequest(BaseModel):
             raise ValueError(
                 f"topic must be 3 to 500 characters after trimming, got {len(cleaned)}"
             )
+        if _visible_length(cleaned) < 3:
+            raise ValueError("topic must have at least 3 visible characters")
         return cleaned
 
     @field_validator("audience", "call_to_action", mode="before")
@@ -146,6 +169,11 @@ class GenerationJob(BaseModel):
     """One prompt for a model deployment: chat messages plus its decoding budget."""
 
     messages: list[dict[str, str]]
+    user_text: list[str] = Field(
+        default_factory=list,
+        description="The user's text as it appears in the messages (topic, audience): what is "
+        "cut, by tokens, when the prompt is over model.max_input_tokens.",
+    )
     max_new_tokens: int = Field(..., ge=1)
     min_new_tokens: int = Field(0, ge=0)
     seed: int = Field(..., ge=0)

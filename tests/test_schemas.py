@@ -85,6 +85,51 @@ def test_control_characters_are_rejected_even_when_only_at_the_ends() -> None:
     assert error_fields(topic="Remote work\x00") == {"topic"}
 
 
+@pytest.mark.parametrize("field", ["topic", "audience", "call_to_action"])
+def test_a_lone_surrogate_is_a_422_naming_the_field(field: str) -> None:
+    # '"Reliability \\ud800 testing"' is valid JSON; its string cannot be encoded as UTF-8.
+    import json
+
+    body = json.loads('{"x": "Reliability \\ud800 testing"}')
+    errors = errors_for(**{"topic": TOPIC, field: body["x"]})
+    assert [e["loc"] for e in errors] == [(field,)]
+    assert "lone surrogate" in errors[0]["msg"]
+
+
+@pytest.mark.parametrize("bidi", ["\u202e", "\u202a", "\u2066", "\u2069", "\u200f", "\u061c"])
+def test_bidirectional_controls_are_rejected(bidi: str) -> None:
+    for field in ("topic", "audience", "call_to_action"):
+        errors = errors_for(**{"topic": TOPIC, field: f"Read more {bidi}txt.exe"})
+        assert [e["loc"] for e in errors] == [(field,)]
+        assert "bidirectional" in errors[0]["msg"]
+
+
+def test_invisible_format_characters_are_dropped() -> None:
+    request = PostRequest(
+        topic="Zero\u200bwidth\ufeff topic\u2060",
+        audience="\u00adengineers",
+        call_to_action="Read more\U000e0041",
+    )
+    assert request.topic == "Zerowidth topic"
+    assert request.audience == "engineers"
+    assert request.call_to_action == "Read more"
+    # Joiners are kept: emoji sequences and Persian spelling need them.
+    family = "Teams \U0001f469\u200d\U0001f4bb and \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    assert PostRequest(topic=family).topic == family
+
+
+@pytest.mark.parametrize(
+    "invisible", ["\u200b\u200b\u200b", "\u200d\u200d\u200d\u200d", "a\u200d\u200db"]
+)
+def test_a_topic_without_three_visible_characters_is_rejected(invisible: str) -> None:
+    errors = errors_for(topic=invisible)
+    assert [e["loc"] for e in errors] == [("topic",)]
+
+
+def test_an_invisible_audience_is_no_audience() -> None:
+    assert PostRequest(topic=TOPIC, audience="\u200b\u200d").audience is None
+
+
 # --- enums ----------------------------------------------------------------------------------
 
 
