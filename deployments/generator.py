@@ -23,6 +23,7 @@ from transformers.cache_utils import DynamicCache
 
 from deployments.kv_cache import cache_of_layers, is_mergeable, merge_caches, slot_cache
 from deployments.model_loader import LoadedModel
+from deployments.prompt_tokens import prompt_token_ids
 from deployments.sampling import RowState, choose_tokens, new_row_state
 from deployments.schemas import GenerationJob, GenerationResult
 from deployments.settings import GenerationSettings, ModelSettings
@@ -94,25 +95,12 @@ class TextGenerator:
     def model_id(self) -> str:
         return self.loaded.model_id
 
-    def render(self, job: GenerationJob) -> str:
-        tokenizer = self.loaded.tokenizer
-        if getattr(tokenizer, "chat_template", None):
-            return tokenizer.apply_chat_template(
-                job.messages, add_generation_prompt=True, tokenize=False
-            )
-        # Base models without a chat template get the messages as plain text.
-        return "\n\n".join(m["content"] for m in job.messages) + "\n\n"
-
     def tokenize(self, job: GenerationJob) -> list[int]:
-        ids = self.loaded.tokenizer(
-            self.render(job),
-            truncation=True,
-            max_length=self.max_input_tokens,
-            add_special_tokens=False,
-        )["input_ids"]
-        if not ids:
-            raise ValueError("the prompt has no tokens")
-        return list(ids)
+        """The job's prompt: user text never becomes a control token, and over
+        `max_input_tokens` the user's text is cut, never the template (prompt_tokens)."""
+        return prompt_token_ids(
+            self.loaded.tokenizer, job.messages, job.user_text, self.max_input_tokens
+        )
 
     def generate_batch(
         self, jobs: Sequence[GenerationJob], cancelled: CancelCheck | None = None

@@ -20,8 +20,9 @@ from deployments.schemas import (
 from deployments.settings import GenerationSettings
 
 # Also bumped when how a post is drawn from the prompts changes: v4, the repetition penalty no
-# longer covers the prompt's tokens.
-PROMPT_VERSION = "4"
+# longer covers the prompt's tokens; v5, user text never tokenizes into control tokens and a long
+# topic is cut instead of the template (deployments.prompt_tokens).
+PROMPT_VERSION = "5"
 
 SYSTEM_PROMPT = (
     "You are an experienced LinkedIn ghostwriter. You write clear, specific, human posts. "
@@ -113,8 +114,10 @@ def build_job(
     else:
         max_new = generation.content_max_new_tokens[request.length.value]
         min_new = generation.content_min_new_tokens[request.length.value]
+    user_text = [_quote(request.topic)] + ([_quote(request.audience)] if request.audience else [])
     return GenerationJob(
         messages=build_messages(part, request),
+        user_text=user_text,
         max_new_tokens=max_new,
         min_new_tokens=min(min_new, max_new),
         seed=(seed + _PART_SEED_OFFSET[part]) % 2**63,

@@ -175,10 +175,10 @@ def test_a_model_whose_cache_cannot_merge_decodes_one_row_at_a_time(
 
 def test_a_job_that_fails_fails_alone(generator: TextGenerator) -> None:
     class Broken(TextGenerator):
-        def render(self, job: GenerationJob) -> str:
+        def tokenize(self, job: GenerationJob) -> list[int]:
             if "Unrenderable" in job.messages[-1]["content"]:
                 raise ValueError("cannot render")
-            return super().render(job)
+            return super().tokenize(job)
 
     broken = Broken(generator.loaded, generator.generation)
     results = broken.generate_batch([_job(12), _job(13, topic="Unrenderable"), _job(14)])
