@@ -66,7 +66,7 @@ def version(package: str) -> str:
         return "not installed"
 
 
-def command_line(argv: list[str] | None = None) -> str:
+def command_line(argv: list[str] | None = None, module: str = "benchmarks") -> str:
     argv = sys.argv[1:] if argv is None else argv
     python = sys.executable
     try:
@@ -75,7 +75,7 @@ def command_line(argv: list[str] | None = None) -> str:
             python = relative
     except ValueError:
         pass
-    return shlex.join([python, "-m", "benchmarks", *argv])
+    return shlex.join([python, "-m", module, *argv])
 
 
 def load_average() -> str:
@@ -85,9 +85,9 @@ def load_average() -> str:
         return "unknown"
 
 
-def machine_info(argv: list[str] | None = None) -> dict[str, str]:
+def machine_info(argv: list[str] | None = None, module: str = "benchmarks") -> dict[str, str]:
     return {
-        "command": f"`{command_line(argv)}`",
+        "command": f"`{command_line(argv, module)}`",
         "date (UTC)": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "git commit": git_commit(),
         "machine": f"{cpu_model()}, {cpu_counts()} CPUs, {memory_total()} memory, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 
+from deployments.injection import obeys_injection, without_injection, without_payload
 from deployments.schemas import (
     LENGTH_BANDS,
     LINKEDIN_MAX_CHARS,
@@ -94,14 +95,21 @@ class PostCompiler:
         )
 
     def title(self, request: PostRequest, raw: str) -> str:
+        user_text = _user_text(request)
         for line in clean_model_text(raw).splitlines():
+            line = without_payload(line, user_text)
+            if obeys_injection(line, user_text):
+                continue
             title = self._fit_title(remove_hashtags(line))
             if len(title) >= 3 and any(c.isalpha() for c in title):
                 return title
         # Nothing usable from the model: the topic itself is an honest hook. The topic is user
-        # text, so it gets the same cleaning as model output (a topic of "<b>" leaves nothing).
-        topic = self._fit_title(strip_special_tokens(request.topic))
-        return topic[:1].upper() + topic[1:] if topic else FALLBACK_TITLE
+        # text, so it gets the same cleaning as model output (a topic of "<b>" leaves nothing),
+        # and loses any instruction it smuggled in.
+        topic = self._fit_title(without_injection(request.topic))
+        if len(topic) < 3 or not any(c.isalpha() for c in topic):
+            return FALLBACK_TITLE
+        return topic[:1].upper() + topic[1:]
 
     @staticmethod
     def _fit_title(line: str) -> str:
@@ -128,7 +136,15 @@ class PostCompiler:
             lines = lines[1:]
         # Placeholders again: a tag glued to a handle ("#tag@handle") hid the handle until now.
         lines = [strip_placeholders(remove_hashtags(line)).strip() for line in lines]
-        lines = [line for line in lines if not _is_hashtag_residue(line)]
+        user_text = _user_text(request)
+        kept = []
+        for line in lines:
+            if _is_hashtag_residue(line) or obeys_injection(line, user_text):
+                continue
+            cleaned = without_payload(line, user_text)
+            if cleaned or not line:  # blank lines are paragraph breaks: kept
+                kept.append(cleaned)
+        lines = kept
         body = normalise_whitespace("\n".join(drop_repeats(lines)))
         # A call to action that is nothing but markup ("**") leaves no text: treat it as absent.
         cta_text = _plain_text(request.call_to_action or "")
@@ -138,13 +154,23 @@ class PostCompiler:
             body = cut_to_band(body, max(0, min_chars - len(cta_text) - 2), body_limit)
             return f"{body}\n\n{cta_text}" if body else cta_text
         body = cut_to_band(body, min_chars, limit)
-        return body or close_sentence(_plain_text(request.topic)) or title
+        return body or close_sentence(_plain_text(without_injection(request.topic))) or title
 
     def hashtags(self, request: PostRequest, raw: str) -> list[str]:
         if request.num_hashtags == 0:
             return []
-        candidates = [*parse_hashtags(raw), *fallback_tags(request.topic, GENERAL_TAGS)]
+        user_text = _user_text(request)
+        topic = without_injection(request.topic)
+        candidates = [
+            *(tag for tag in parse_hashtags(raw) if not obeys_injection(tag, user_text)),
+            *fallback_tags(topic, GENERAL_TAGS),
+        ]
         return ["#" + tag for tag in unique_tags(candidates, request.num_hashtags)]
+
+
+def _user_text(request: PostRequest) -> str:
+    """The request's free text, where instructions to the model could hide."""
+    return "\n".join(t for t in (request.topic, request.audience) if t)
 
 
 def _plain_text(text: str) -> str:

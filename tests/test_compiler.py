@@ -142,14 +142,26 @@ RAW = st.one_of(
 
 
 def _valid_text(value: str) -> bool:
-    return not CONTROL_CHARS.search(value)
+    try:
+        PostRequest(topic="A valid topic", audience=value)
+    except ValueError:  # pydantic's ValidationError is one
+        return False
+    return True
+
+
+def _valid_topic(value: str) -> bool:
+    try:
+        PostRequest(topic=value)
+    except ValueError:  # pydantic's ValidationError is one
+        return False
+    return True
 
 
 TOPICS = st.one_of(
     st.text(min_size=3, max_size=120),
     st.lists(NOISE, min_size=1, max_size=12).map("".join),
     st.text(min_size=490, max_size=500),
-).filter(lambda t: _valid_text(t) and 3 <= len(t.strip()) <= 500)
+).filter(_valid_topic)
 OPTIONAL_TEXT = st.one_of(
     st.none(),
     st.text(max_size=200).filter(_valid_text),
