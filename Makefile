@@ -19,8 +19,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 
+# The environment of deployments/local_ray.py: Ray on loopback only, the proxy guard installed.
+LOCAL_RAY_ENV := RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 \
+	RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=deployments.proxy_guard:middlewares
+
 run:
-	$(BIN)/serve run config/local.yaml
+	$(LOCAL_RAY_ENV) $(BIN)/serve run config/local.yaml
 
 lint:
 	$(BIN)/ruff check .

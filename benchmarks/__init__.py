@@ -3,3 +3,9 @@
 Every scenario starts what it measures (Ray, Serve, the graph), bounds its own time and request
 count, and reports medians; `benchmarks/RESULTS.md` is written by a full run on a quiet machine.
 """
+
+from deployments.local_ray import use_local_ray_env
+
+# Every run starts its own Ray on one machine, as `make run` does: loopback only, the proxy guard
+# installed. Here, before any benchmark module imports ray.
+use_local_ray_env()

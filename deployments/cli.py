@@ -119,6 +119,10 @@ def _cmd_warm(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from deployments.local_ray import use_local_ray_env
+
+    use_local_ray_env()  # before ray is imported
+
     import ray
     from ray import serve
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from deployments.compiler import PostCompiler
+from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.schemas import GenerationResult, Post, PostRequest
 
 _HEALTH_REQUEST = PostRequest(topic="health check", num_hashtags=1)
@@ -10,6 +11,7 @@ _HEALTH_REQUEST = PostRequest(topic="health check", num_hashtags=1)
 
 class Compiler:
     def __init__(self, model_id: str) -> None:
+        keep_replica_server_on_loopback()
         self.compiler = PostCompiler(model_id)
 
     def check_health(self) -> None:

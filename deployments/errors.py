@@ -22,6 +22,7 @@ _STATUS_CODES = {
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "rate_limited",
+    431: "headers_too_large",
     500: "internal_error",
     503: "overloaded",
     504: "timeout",

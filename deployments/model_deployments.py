@@ -20,6 +20,7 @@ from ray import serve
 
 from deployments.engine import DecodeEngine
 from deployments.generator import TextGenerator
+from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.metrics import ModelMetrics
 from deployments.model_loader import load_model
 from deployments.schemas import GenerationJob, GenerationResult, PostPart
@@ -32,6 +33,7 @@ class PartModel:
     part: ClassVar[PostPart]
 
     def __init__(self, settings: AppSettings) -> None:
+        keep_replica_server_on_loopback()
         model_settings = settings.model
         threads = settings.deployments[type(self).__name__].torch_threads
         if threads:

@@ -11,8 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from deployments.model_loader import resolve_model_source
-from deployments.settings import AppSettings, ModelSettings
+from deployments.local_ray import use_local_ray_env
+
+# As `make run`: Ray on loopback only, the proxy guard installed. Before any test imports ray.
+use_local_ray_env()
+
+from deployments.model_loader import resolve_model_source  # noqa: E402
+from deployments.settings import AppSettings, ModelSettings  # noqa: E402
 
 TINY_GENERATION = {
     "title_max_new_tokens": 12,
