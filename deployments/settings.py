@@ -71,7 +71,12 @@ class ModelSettings(_Section):
         DEFAULT_CACHE_ROOT / "converted",
         description="Where GGUF files converted to transformers weights are kept between starts.",
     )
-    max_input_tokens: int = Field(512, ge=32, description="Prompt tokens beyond this are cut.")
+    max_input_tokens: int = Field(
+        512,
+        ge=32,
+        description="Prompts over this have the user's text (topic, audience) cut, by tokens; "
+        "the template and instructions are never cut.",
+    )
 
     @model_validator(mode="after")
     def _int8_on_cpu(self) -> ModelSettings:
@@ -193,7 +198,6 @@ class DeploymentOptions(_Section):
     retry_after_s: float = Field(1, ge=0, description="Retry-After sent with a 503 rejection.")
     upscale_delay_s: float = Field(10, ge=0)
     downscale_delay_s: float = Field(120, ge=0)
-    graceful_shutdown_timeout_s: float = Field(30, ge=0)
     health_check_period_s: float = Field(10, gt=0)
     torch_threads: int | None = Field(
         None,
@@ -219,8 +223,9 @@ class DeploymentOptions(_Section):
             )
         return self
 
-    def serve_options(self) -> dict[str, Any]:
-        """Keyword arguments for `serve.deployment(...).options(...)`."""
+    def serve_options(self, drain_s: float) -> dict[str, Any]:
+        """Keyword arguments for `serve.deployment(...).options(...)`; `drain_s` is the
+        deployment's graceful shutdown (AppSettings.drain_s)."""
         autoscaling: dict[str, Any] = {
             "min_replicas": self.min_replicas,
             "max_replicas": self.max_replicas,
@@ -236,7 +241,7 @@ class DeploymentOptions(_Section):
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
             "backpressure_config": {"status_code": 503, "retry_after_s": self.retry_after_s},
-            "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
+            "graceful_shutdown_timeout_s": drain_s,
             "health_check_period_s": self.health_check_period_s,
         }
 
@@ -265,6 +270,10 @@ def _default_deployments() -> dict[str, DeploymentOptions]:
 
 
 DEPLOYMENT_NAMES = tuple(_default_deployments())
+# How many stages a deployment calls down the graph (Ingress -> CacheLookup -> a model or the
+# Compiler, which call nothing): a caller drains longer than what it calls.
+_CALL_DEPTH = {"Ingress": 2, "CacheLookup": 1}
+DRAIN_MARGIN_S = 5.0
 
 
 class LoggingSettings(_Section):
@@ -288,6 +297,20 @@ class HttpSettings(_Section):
     request_timeout_s: float = Field(300, gt=0, description="Overall limit; past it 504.")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Larger bodies get 413.")
     max_batch_requests: int = Field(32, ge=1, le=256)
+
+
+class ProxySettings(_Section):
+    """What Serve's HTTP proxy accepts (deployments.proxy_guard runs inside it)."""
+
+    max_header_bytes: int = Field(
+        8 * 1024, ge=256, description="Longest request header line; longer is 431 (nginx: 8k)."
+    )
+    max_headers_bytes: int = Field(
+        32 * 1024, ge=1024, description="All request headers together; more is 431."
+    )
+    retry_after_s: float = Field(
+        2, ge=0, description="Retry-After of the 503 that replaces the proxy's own 5xx."
+    )
 
 
 class ApiKey(_Section):
@@ -323,8 +346,28 @@ class SecuritySettings(_Section):
         None, description="YAML or JSON list in the same form as api_keys (a mounted secret)."
     )
     rate_limit_enabled: bool = True
-    rate_limit: str = Field("120/minute", description="Per API key, unless the key sets its own.")
-    anonymous_rate_limit: str = Field("60/minute", description="Per client address, no auth.")
+    # Limits are charged by cost: a generated post is seconds of model time, a cache hit
+    # milliseconds, so they are counted apart (a local load test of cached posts at 60/minute
+    # got 186 of 300 answers 429).
+    rate_limit: str = Field(
+        "120/minute",
+        description="Posts generated per API key (a batch of N misses costs N; cache hits cost "
+        "nothing here), unless the key sets its own.",
+    )
+    anonymous_rate_limit: str = Field(
+        "60/minute", description="Posts generated per client address, without a key."
+    )
+    request_rate_limit: str = Field(
+        "1200/minute", description="Requests of any kind per API key (a cache hit costs 1)."
+    )
+    anonymous_request_rate_limit: str = Field(
+        "6000/minute", description="Requests of any kind per client address, without a key."
+    )
+    auth_failure_limit: str = Field(
+        "10/minute",
+        description="Missing or wrong keys per client address; past it the address is refused "
+        "(429) before its key is checked, valid or not, until the window ends.",
+    )
     rate_limit_redis_url: str | None = Field(
         None, description="Shared limiter storage; default: cache.redis_url. Unset: per replica."
     )
@@ -342,7 +385,13 @@ class SecuritySettings(_Section):
     def _hash_plain_keys(cls, value: Any) -> Any:
         return [_as_api_key(v) for v in value] if isinstance(value, list) else value
 
-    @field_validator("rate_limit", "anonymous_rate_limit")
+    @field_validator(
+        "rate_limit",
+        "anonymous_rate_limit",
+        "request_rate_limit",
+        "anonymous_request_rate_limit",
+        "auth_failure_limit",
+    )
     @classmethod
     def _parseable_limit(cls, value: str) -> str:
         from limits import parse
@@ -370,6 +419,24 @@ class SecuritySettings(_Section):
                 "security.api_keys, security.api_keys_file or LINKEDIN_POSTS_SECURITY__API_KEYS"
             )
         return self
+
+
+def _refuse_plain_keys(args: dict[str, Any]) -> None:
+    """Arguments are no place for a plain API key: Serve's controller logs an application's
+    args when it imports it, and `serve config` prints them. Keys come as sha256 there, or
+    plain from a file (`api_keys_file`) or the environment of the Ray nodes."""
+    security = args.get("security")
+    keys = security.get("api_keys") if isinstance(security, dict) else None
+    if not isinstance(keys, list):
+        return
+    for index, key in enumerate(keys):
+        if isinstance(key, str) or (isinstance(key, dict) and "key" in key):
+            # The message names the position only, never the key.
+            raise ValueError(
+                f"security.api_keys[{index}] is a plain key in the application's arguments, "
+                "which Serve logs and `serve config` prints: give {name, sha256} there, or put "
+                "plain keys in security.api_keys_file or LINKEDIN_POSTS_SECURITY__API_KEYS"
+            )
 
 
 class _FileValuesSource(PydanticBaseSettingsSource):
@@ -407,9 +474,20 @@ class AppSettings(BaseSettings):
     batching: BatchingSettings = BatchingSettings()
     cache: CacheSettings = CacheSettings()
     http: HttpSettings = HttpSettings()
+    proxy: ProxySettings = ProxySettings()
     security: SecuritySettings = SecuritySettings()
     logging: LoggingSettings = LoggingSettings()
     deployments: dict[str, DeploymentOptions] = Field(default_factory=_default_deployments)
+
+    def drain_s(self, deployment: str) -> float:
+        """How long a stopping replica (a redeploy, a scale-down) may finish its requests.
+
+        Derived from the one request timeout, never set per deployment: a replica force-killed
+        before its requests end turns each into a 500 at the proxy. Every stage outlives the
+        longest request, and each stage outlives the stages it calls, so the Ingress is the last
+        to go and can still answer (200, or its own 504 at the timeout)."""
+        depth = _CALL_DEPTH.get(deployment, 0)
+        return self.http.request_timeout_s + DRAIN_MARGIN_S * (1 + depth)
 
     @field_validator("deployments", mode="before")
     @classmethod
@@ -451,6 +529,7 @@ class AppSettings(BaseSettings):
         if isinstance(args, AppSettings):
             return args
         args = dict(args or {})
+        _refuse_plain_keys(args)
         config_file = args.pop("config_file", None) or os.environ.get(CONFIG_FILE_ENV)
         file_values: dict[str, Any] = {}
         if config_file:

@@ -291,7 +291,7 @@ def test_serve_options_shape() -> None:
         target_ongoing_requests=8,
         max_ongoing_requests=64,
         max_queued_requests=256,
-    ).serve_options()
+    ).serve_options(drain_s=42)
     assert options["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0.25}
     assert options["max_ongoing_requests"] == 64
     assert options["max_queued_requests"] == 256
@@ -303,7 +303,9 @@ def test_serve_options_shape() -> None:
     }
     assert autoscaling["target_ongoing_requests"] == 8
     assert "num_replicas" not in options  # autoscaling and a fixed count exclude each other
-    assert "initial_replicas" not in DeploymentOptions().serve_options()["autoscaling_config"]
+    assert options["graceful_shutdown_timeout_s"] == 42
+    autoscaling = DeploymentOptions().serve_options(drain_s=1)["autoscaling_config"]
+    assert "initial_replicas" not in autoscaling
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_DEPLOYMENTS))
@@ -312,10 +314,37 @@ def test_default_serve_options_are_accepted_by_serve(name: str) -> None:
     from ray.serve.config import AutoscalingConfig
     from ray.serve.schema import DeploymentSchema
 
-    options = AppSettings.load().deployments[name].serve_options()
+    settings = AppSettings.load()
+    options = settings.deployments[name].serve_options(settings.drain_s(name))
     assert set(options) <= set(inspect.signature(serve.Deployment.options).parameters)
     AutoscalingConfig(**options["autoscaling_config"])
     DeploymentSchema.model_validate({"name": name, **options})
+
+
+@pytest.mark.parametrize("timeout", [3, 300, 900])
+def test_every_stage_drains_longer_than_the_request_timeout(timeout: float) -> None:
+    # A replica force-killed mid-request is a plain-text 500 at the proxy: on a redeploy or a
+    # scale-down every stage must outlive the longest request, and a caller what it calls.
+    settings = AppSettings.load({"http": {"request_timeout_s": timeout}})
+    drains = {name: settings.drain_s(name) for name in EXPECTED_DEPLOYMENTS}
+    assert all(drain > timeout for drain in drains.values()), drains
+    assert drains["Ingress"] > drains["CacheLookup"] > drains["ContentModel"]
+    for model in ("TitleModel", "ContentModel", "HashtagModel", "Compiler"):
+        assert drains["CacheLookup"] > drains[model]
+
+
+def test_the_drain_is_not_set_per_deployment() -> None:
+    with pytest.raises(ValidationError, match="graceful_shutdown_timeout_s"):
+        AppSettings.load({"deployments": {"Ingress": {"graceful_shutdown_timeout_s": 30}}})
+
+
+@pytest.mark.parametrize("path", SERVE_CONFIGS, ids=lambda p: p.name)
+def test_serve_configs_leave_the_drain_to_the_settings(path: Path) -> None:
+    # A Serve config's deployment options override the code's: a drain written there would
+    # escape the request timeout it must follow.
+    for app in load_serve_config(path)["applications"]:
+        for deployment in app["deployments"]:
+            assert "graceful_shutdown_timeout_s" not in deployment, deployment["name"]
 
 
 # --- batching and generation sections -------------------------------------------------------
@@ -389,3 +418,40 @@ def test_serve_yaml_caps_gpu_memory_to_its_gpu_share() -> None:
     for deployment in app["deployments"]:
         if deployment["name"] in MODEL_DEPLOYMENTS:
             assert deployment["ray_actor_options"]["num_gpus"] == fraction
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+PLAIN_KEY = "plain-secret-key-0123456789"
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [PLAIN_KEY],
+        [{"name": "ci", "key": PLAIN_KEY}],
+        [{"key": PLAIN_KEY, "rate_limit": "6/minute"}],
+    ],
+)
+def test_plain_keys_in_arguments_are_refused_without_echoing_them(keys: list) -> None:
+    # Serve's controller logs an application's args and `serve config` prints them.
+    with pytest.raises(ValueError) as info:
+        AppSettings.load({"security": {"auth_enabled": True, "api_keys": keys}})
+    assert "security.api_keys[0]" in str(info.value)
+    assert PLAIN_KEY not in str(info.value)
+
+
+def test_keys_come_as_sha256_in_arguments_or_plain_from_a_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    digest = hashlib.sha256(PLAIN_KEY.encode()).hexdigest()
+    by_hash = AppSettings.load({"security": {"api_keys": [{"name": "ci", "sha256": digest}]}})
+    keys_file = write_yaml(tmp_path / "keys.yaml", [{"name": "file", "key": PLAIN_KEY}])
+    by_file = AppSettings.load({"security": {"api_keys_file": str(keys_file)}})
+    monkeypatch.setenv("LINKEDIN_POSTS_SECURITY__API_KEYS", f'["{PLAIN_KEY}"]')
+    by_env = AppSettings.load()
+    for settings in (by_hash, by_file, by_env):
+        assert [k.sha256 for k in settings.security.all_keys()] == [digest]
+        assert PLAIN_KEY not in settings.model_dump_json()
