@@ -22,7 +22,7 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, Query, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from ray import serve
@@ -32,12 +32,14 @@ from ray.serve.handle import DeploymentHandle
 from deployments.cache import TieredCache
 from deployments.cache_keys import cache_key
 from deployments.compiler_deployment import Compiler
-from deployments.edge import Edge, EdgeMiddleware
+from deployments.edge import Caller, Edge, EdgeMiddleware
 from deployments.errors import ApiError, error_response, install_error_handlers
+from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.metrics import PROMETHEUS_CONTENT_TYPE, CacheMetrics, NodeMetrics
 from deployments.model_deployments import ContentModel, HashtagModel, TitleModel
 from deployments.model_loader import resolve_model_source
 from deployments.prompts import build_job
+from deployments.readiness import decide, deployment_states, probe
 from deployments.schemas import (
     BatchPostRequest,
     BatchPostResponse,
@@ -53,6 +55,8 @@ from deployments.settings import AppSettings
 
 logger = logging.getLogger("ray.serve")
 _RETRY_AFTER_S = 1
+# /readyz answers within about a second whatever the load: each source gets this long.
+_READINESS_TIMEOUT_S = 0.5
 
 api = FastAPI(
     title="linkedin-posts",
@@ -72,6 +76,11 @@ def _answer(post: dict[str, Any], layer: str | None, key: str, lookup_ms: float)
     return {"post": post, "layer": layer, "key": key, "lookup_ms": lookup_ms}
 
 
+def _caller(request: Request) -> Caller | None:
+    """Who the edge admitted (None on paths it does not limit)."""
+    return getattr(request.state, "caller", None)
+
+
 def _current_request_id() -> str:
     """Serve's own request id: it accepts the caller's X-Request-ID, returns it in the response
     header, and tags every downstream deployment's log lines with it."""
@@ -81,7 +90,15 @@ def _current_request_id() -> str:
 
 @serve.ingress(api)
 class Ingress:
-    def __init__(self, settings: AppSettings, cache_lookup: DeploymentHandle) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        cache_lookup: DeploymentHandle,
+        title_model: DeploymentHandle,
+        content_model: DeploymentHandle,
+        hashtag_model: DeploymentHandle,
+    ) -> None:
+        keep_replica_server_on_loopback()
         self.settings = settings
         self.cache_lookup = cache_lookup
         self.model_id = resolve_model_source(settings.model).model_id
@@ -92,7 +109,12 @@ class Ingress:
         shared = TieredCache.from_settings(settings.cache, memory=False)
         self.shared_cache = shared if settings.cache.enabled and shared.layers else None
         self.cache_metrics = CacheMetrics()
-        api.state.edge = Edge(settings)
+        self.edge = api.state.edge = Edge(settings)
+        self.models = {
+            "title": title_model,
+            "content": content_model,
+            "hashtags": hashtag_model,
+        }
         self.node_metrics = NodeMetrics()
         if settings.security.cors_origins:
             api.add_middleware(
@@ -112,18 +134,20 @@ class Ingress:
     # ---- HTTP routes -----------------------------------------------------------------------------
 
     @api.post("/v1/posts", response_model=Post)
-    async def create_post(self, body: PostRequest) -> Post:
-        return (await self.generate_posts([body]))[0]
+    async def create_post(self, body: PostRequest, request: Request) -> Post:
+        return (await self.generate_posts([body], _caller(request)))[0]
 
     @api.post("/v1/posts/batch", response_model=BatchPostResponse)
-    async def create_posts_batch(self, body: BatchPostRequest) -> BatchPostResponse:
-        return BatchPostResponse(posts=await self.generate_posts(body.requests))
+    async def create_posts_batch(
+        self, body: BatchPostRequest, request: Request
+    ) -> BatchPostResponse:
+        return BatchPostResponse(posts=await self.generate_posts(body.requests, _caller(request)))
 
     @api.post("/v1/cache/warm", response_model=WarmResponse)
-    async def warm_cache(self, body: WarmRequest) -> WarmResponse:
+    async def warm_cache(self, body: WarmRequest, request: Request) -> WarmResponse:
         """Generate (and store) posts ahead of time; cached ones are left as they are."""
         requests = [r.model_copy(update={"use_cache": True}) for r in body.requests]
-        posts = await self.generate_posts(requests)
+        posts = await self.generate_posts(requests, _caller(request))
         cached = sum(post.metadata.cache.hit for post in posts)
         return WarmResponse(
             requested=len(posts), generated=len(posts) - cached, already_cached=cached
@@ -150,13 +174,34 @@ class Ingress:
 
     @api.get("/readyz")
     async def readyz(self) -> Response:
-        try:
-            body = await asyncio.wait_for(self.cache_lookup.readiness.remote(), timeout=10)
-        except Exception as exc:
-            return error_response(503, "not ready", {"error": type(exc).__name__})
-        if body["status"] == "not_ready":
-            return error_response(503, "not ready", body)
-        return JSONResponse(body)
+        """Ready while every deployment has a running replica; busy is still ready."""
+
+        async def controller_view() -> Any:
+            status = await asyncio.to_thread(serve.status)
+            return deployment_states(status, self.settings.app_name)
+
+        async def info(handle: DeploymentHandle) -> dict[str, Any]:
+            return await handle.info.remote()
+
+        deployments, *probes = await asyncio.gather(
+            asyncio.wait_for(controller_view(), _READINESS_TIMEOUT_S),
+            *(
+                probe(functools.partial(info, handle), _READINESS_TIMEOUT_S)
+                for handle in self.models.values()
+            ),
+            return_exceptions=True,
+        )
+        if isinstance(deployments, BaseException):
+            deployments = None
+        # L1 is CacheLookup's memory: it cannot degrade, only go with its replica, which the
+        # controller's view covers. L2 and L3 are the same stores the Ingress reads.
+        cache = {"l1": "ok"} if self.settings.cache.enabled else {}
+        if self.shared_cache is not None:
+            cache.update(self.shared_cache.status())
+        verdict = decide(deployments, dict(zip(self.models, probes)), cache)
+        if not verdict.ready:
+            return error_response(503, "not ready", verdict.body)
+        return JSONResponse(verdict.body)
 
     @api.get("/metrics", include_in_schema=False)
     async def metrics(self) -> Response:
@@ -166,7 +211,8 @@ class Ingress:
         try:
             text = await self.node_metrics.text()
         except Exception as exc:
-            return error_response(503, "metrics unavailable", {"error": type(exc).__name__})
+            logger.warning("reading this node's metrics failed: %r", exc)
+            return error_response(503, "metrics unavailable")
         return PlainTextResponse(text, media_type=PROMETHEUS_CONTENT_TYPE)
 
     # ---- Python handle entry point: serve.get_app_handle(app_name).generate.remote({...}) --------
@@ -177,11 +223,17 @@ class Ingress:
 
     # ---- The request path, 1: the edge, and hits in the shared cache layers ----------------------
 
-    async def generate_posts(self, requests: list[PostRequest]) -> list[Post]:
+    async def generate_posts(
+        self, requests: list[PostRequest], caller: Caller | None = None
+    ) -> list[Post]:
+        """Posts for the requests, in order. An HTTP caller is charged one unit of its
+        generation limit per post the shared cache layers did not have (handles from other Ray
+        jobs are inside the cluster and not limited)."""
         started = time.perf_counter()
         request_id = _current_request_id()
         hits = await self.shared_cache_hits(requests)
         misses = [request for request, hit in zip(requests, hits) if hit is None]
+        await self.edge.charge_generations(caller, len(misses))
         looked_up = iter(await self.look_up(misses, request_id) if misses else [])
         answers = [hit if hit is not None else next(looked_up) for hit in hits]
         total_ms = _ms_since(started)
@@ -233,12 +285,10 @@ class Ingress:
                 headers={"Retry-After": str(_RETRY_AFTER_S)},
             ) from exc
         except Exception as exc:
+            # What failed stays in the log; the answer names no internals.
             logger.warning("generation failed for request %s: %r", request_id, exc)
             raise ApiError(
-                503,
-                "generation failed; retry shortly",
-                details=type(exc).__name__,
-                headers={"Retry-After": "2"},
+                503, "generation failed; retry shortly", headers={"Retry-After": "2"}
             ) from exc
 
 
@@ -253,6 +303,7 @@ class CacheLookup:
         hashtag_model: DeploymentHandle,
         compiler: DeploymentHandle,
     ) -> None:
+        keep_replica_server_on_loopback()
         self.settings = settings
         self.model_id = resolve_model_source(settings.model).model_id
         self.cache = TieredCache.from_settings(settings.cache)
@@ -341,18 +392,6 @@ class CacheLookup:
         else:
             await self.cache.delete([key])
 
-    async def readiness(self) -> dict[str, Any]:
-        models: dict[str, Any] = {}
-        ready = True
-        for part, handle in self.models.items():
-            try:
-                models[part] = await asyncio.wait_for(handle.info.remote(), timeout=5)
-            except Exception as exc:
-                models[part], ready = {"error": type(exc).__name__}, False
-        cache = self.cache.status()
-        status = "ok" if "degraded" not in cache.values() else "degraded"
-        return {"status": status if ready else "not_ready", "models": models, "cache": cache}
-
     def _start_refresher(self) -> None:
         if self._refresher is None and self.cache.l2 is not None:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_popular())
@@ -383,7 +422,11 @@ def build_app(args: dict[str, Any] | AppSettings | None = None) -> serve.Applica
         name = cls.__name__
         return (
             serve.deployment(cls, name=name)
-            .options(**options[name].serve_options(), logging_config=logging_config, **extra)
+            .options(
+                **options[name].serve_options(settings.drain_s(name)),
+                logging_config=logging_config,
+                **extra,
+            )
             .bind(*init_args)
         )
 
@@ -392,7 +435,7 @@ def build_app(args: dict[str, Any] | AppSettings | None = None) -> serve.Applica
     hashtag_model = bind(HashtagModel, settings, user_config=batching)
     compiler = bind(Compiler, resolve_model_source(settings.model).model_id)
     cache_lookup = bind(CacheLookup, settings, title_model, content_model, hashtag_model, compiler)
-    return bind(Ingress, settings, cache_lookup)
+    return bind(Ingress, settings, cache_lookup, title_model, content_model, hashtag_model)
 
 
 # `serve run graph:app` / `import_path: graph:app`: Serve calls builders with the config's args.

@@ -1,8 +1,11 @@
 """The edge of the service: API-key auth, rate limits, body size and content type.
 
 One ASGI middleware, so the order is explicit and cheap checks run before expensive ones:
-open paths pass; then auth (401), rate limit (429), content type (415) and body size (413),
-all before FastAPI parses a byte of the body. Every refusal uses the error envelope.
+open paths pass; then the address's failed-key limit (429), auth (401), the request limit (429),
+content type (415) and body size (413), all before FastAPI parses a byte of the body. Limits are
+charged by cost: every request costs one unit of the request limit, and every post a request
+generates (known once the cache has been read) one of the generation limit, charged by the
+Ingress through `Edge.charge_generations`. Every refusal uses the error envelope.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.exceptions import HTTPException
 
-from deployments.errors import error_response
+from deployments.errors import ApiError, error_response
 from deployments.settings import AppSettings
 
 logger = logging.getLogger("ray.serve")
@@ -31,8 +34,19 @@ Message = dict[str, Any]
 
 @dataclass(frozen=True)
 class Caller:
-    identity: str  # what the rate limit counts: "key:<name>" or "ip:<address>"
-    limit: RateLimitItem
+    identity: str  # what the limits count: "key:<name>" or "ip:<address>"
+    request_limit: RateLimitItem  # every request costs 1 (a cache hit costs no more)
+    generation_limit: RateLimitItem  # every post generated costs 1 (a batch of N misses, N)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    remaining: int
+    reset: float  # epoch seconds
+
+    def retry_after_s(self) -> int:
+        return max(1, math.ceil(self.reset - time.time()))
 
 
 class EdgeRefusal(HTTPException):
@@ -44,8 +58,11 @@ class EdgeRefusal(HTTPException):
 
 
 class RateLimiter:
-    """Fixed windows kept in Redis so the limit holds across every ingress replica and node;
-    while Redis is unreachable, each replica limits on its own (logged once per outage)."""
+    """Fixed windows kept in Redis so a limit holds across every ingress replica and node.
+
+    Every hit is also counted in this replica's memory, so that while Redis is unreachable the
+    replica limits from the count it already has instead of starting every window over (logged
+    once per outage)."""
 
     def __init__(self, redis_url: str | None, socket_timeout_s: float = 0.25) -> None:
         self.local = FixedWindowRateLimiter(storage_from_string("async+memory://"))
@@ -61,29 +78,56 @@ class RateLimiter:
             self.shared = FixedWindowRateLimiter(storage)
         self._shared_down = False
 
-    async def hit(self, caller: Caller) -> tuple[bool, int, float]:
-        """(allowed, remaining, reset time as epoch seconds)."""
-        if self.shared is not None:
-            try:
-                allowed = await self.shared.hit(caller.limit, caller.identity)
-                stats = await self.shared.get_window_stats(caller.limit, caller.identity)
-                if self._shared_down:
-                    logger.warning("rate limiter storage is back: limits are shared again")
-                    self._shared_down = False
-                return allowed, stats.remaining, stats.reset_time
-            except Exception as exc:
-                if not self._shared_down:
-                    logger.warning(
-                        "rate limiter storage unreachable, limiting per replica: %r", exc
-                    )
-                    self._shared_down = True
-        allowed = await self.local.hit(caller.limit, caller.identity)
-        stats = await self.local.get_window_stats(caller.limit, caller.identity)
-        return allowed, stats.remaining, stats.reset_time
+    async def hit(self, limit: RateLimitItem, identity: str, cost: int = 1) -> Verdict:
+        """Count `cost` against the limit; allowed while the count stays within it."""
+        local_allowed = await self.local.hit(limit, identity, cost=cost)
+        shared = await self._on_shared(self._shared_hit, limit, identity, cost)
+        if shared is not None:
+            return shared
+        stats = await self.local.get_window_stats(limit, identity)
+        return Verdict(local_allowed, stats.remaining, stats.reset_time)
+
+    async def test(self, limit: RateLimitItem, identity: str, cost: int = 1) -> Verdict:
+        """Whether `cost` more would be allowed, counting nothing."""
+        shared = await self._on_shared(self._shared_test, limit, identity, cost)
+        if shared is not None:
+            return shared
+        allowed = await self.local.test(limit, identity, cost=cost)
+        stats = await self.local.get_window_stats(limit, identity)
+        return Verdict(allowed, stats.remaining, stats.reset_time)
+
+    async def _shared_hit(self, limit: RateLimitItem, identity: str, cost: int) -> Verdict:
+        assert self.shared is not None
+        allowed = await self.shared.hit(limit, identity, cost=cost)
+        stats = await self.shared.get_window_stats(limit, identity)
+        return Verdict(allowed, stats.remaining, stats.reset_time)
+
+    async def _shared_test(self, limit: RateLimitItem, identity: str, cost: int) -> Verdict:
+        assert self.shared is not None
+        allowed = await self.shared.test(limit, identity, cost=cost)
+        stats = await self.shared.get_window_stats(limit, identity)
+        return Verdict(allowed, stats.remaining, stats.reset_time)
+
+    async def _on_shared(self, operation: Any, *args: Any) -> Verdict | None:
+        """The operation on the shared storage; None when there is none or it is unreachable."""
+        if self.shared is None:
+            return None
+        try:
+            verdict = await operation(*args)
+        except Exception as exc:
+            if not self._shared_down:
+                logger.warning("rate limiter storage unreachable, limiting per replica: %r", exc)
+                self._shared_down = True
+            return None
+        if self._shared_down:
+            logger.warning("rate limiter storage is back: limits are shared again")
+            self._shared_down = False
+        return verdict
 
 
 class Edge:
-    """Decides, per request, who is calling and whether the request may go on."""
+    """Decides, per request, who is calling and whether the request may go on; charges the
+    posts a request generates."""
 
     def __init__(self, settings: AppSettings) -> None:
         security = settings.security
@@ -92,19 +136,24 @@ class Edge:
         metrics_path = ("/metrics",) if security.metrics == "open" else ()
         self.open_paths = frozenset((*security.open_paths, *metrics_path))
         self.rate_limit_enabled = security.rate_limit_enabled
-        self.default_limit = parse(security.rate_limit)
-        self.anonymous_limit = parse(security.anonymous_rate_limit)
+        self.generation_limit = parse(security.rate_limit)
+        self.request_limit = parse(security.request_rate_limit)
+        self.anonymous_generation_limit = parse(security.anonymous_rate_limit)
+        self.anonymous_request_limit = parse(security.anonymous_request_rate_limit)
+        self.auth_failure_limit = parse(security.auth_failure_limit)
         self.key_limits = {k.sha256: parse(k.rate_limit) for k in self.keys if k.rate_limit}
         self.max_body_bytes = settings.http.max_body_bytes
         self.limiter = RateLimiter(security.rate_limit_redis_url or settings.cache.redis_url)
 
     def caller(self, scope: Scope, headers: dict[str, str]) -> Caller:
         presented = _bearer(headers.get("authorization", ""))
+        anonymous = Caller(
+            f"ip:{_address(scope)}", self.anonymous_request_limit, self.anonymous_generation_limit
+        )
         if presented is None:
             if self.auth_enabled:
                 raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-            client = scope.get("client") or ("unknown", 0)
-            return Caller(f"ip:{client[0]}", self.anonymous_limit)
+            return anonymous
         digest = hashlib.sha256(presented.encode()).hexdigest()
         # Compare against every key, in constant time each, so timing reveals nothing.
         match = None
@@ -114,34 +163,78 @@ class Edge:
         if match is None:
             if self.auth_enabled:
                 raise _unauthorized("invalid API key")
-            client = scope.get("client") or ("unknown", 0)
-            return Caller(f"ip:{client[0]}", self.anonymous_limit)
-        return Caller(f"key:{match.name}", self.key_limits.get(match.sha256, self.default_limit))
+            return anonymous
+        generation = self.key_limits.get(match.sha256, self.generation_limit)
+        return Caller(f"key:{match.name}", self.request_limit, generation)
 
     async def admit(self, scope: Scope) -> dict[str, str]:
-        """Checks a request; returns the headers to add to its response, or raises."""
+        """Checks a request; returns the headers to add to its response, or raises. The caller
+        is left in the request's state for `charge_generations`."""
         if scope["path"] in self.open_paths or scope["method"] == "OPTIONS":
             return {}
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        caller = self.caller(scope, headers)
+        caller = await self._authenticate(scope, headers)
         limit_headers: dict[str, str] = {}
         if self.rate_limit_enabled:
-            allowed, remaining, reset = await self.limiter.hit(caller)
+            verdict = await self.limiter.hit(caller.request_limit, caller.identity)
             limit_headers = {
-                "X-RateLimit-Limit": str(caller.limit.amount),
-                "X-RateLimit-Remaining": str(max(0, remaining)),
-                "X-RateLimit-Reset": str(math.ceil(reset)),
+                "X-RateLimit-Limit": str(caller.request_limit.amount),
+                "X-RateLimit-Remaining": str(max(0, verdict.remaining)),
+                "X-RateLimit-Reset": str(math.ceil(verdict.reset)),
             }
-            if not allowed:
-                retry_after = max(1, math.ceil(reset - time.time()))
+            if not verdict.allowed:
+                retry_after = verdict.retry_after_s()
                 raise EdgeRefusal(
                     429,
-                    f"rate limit of {caller.limit} exceeded; retry in {retry_after} s",
+                    f"rate limit of {caller.request_limit} requests exceeded; retry in "
+                    f"{retry_after} s",
                     {**limit_headers, "Retry-After": str(retry_after)},
                 )
-        if scope["method"] in ("POST", "PUT", "PATCH"):
+        if scope["method"] == "POST":
             self._check_body_headers(headers)
+        scope.setdefault("state", {})["caller"] = caller
         return limit_headers
+
+    async def _authenticate(self, scope: Scope, headers: dict[str, str]) -> Caller:
+        """The caller, or a 401; an address with too many failed keys is refused before its
+        key is even looked at, so keys cannot be guessed at full speed."""
+        counts_failures = self.auth_enabled and self.rate_limit_enabled
+        failures = f"auth-failures:{_address(scope)}"
+        if counts_failures:
+            verdict = await self.limiter.test(self.auth_failure_limit, failures)
+            if not verdict.allowed:
+                retry_after = verdict.retry_after_s()
+                raise EdgeRefusal(
+                    429,
+                    f"too many failed API keys from this address ({self.auth_failure_limit}); "
+                    f"retry in {retry_after} s",
+                    {"Retry-After": str(retry_after)},
+                )
+        try:
+            return self.caller(scope, headers)
+        except EdgeRefusal:
+            if counts_failures:
+                await self.limiter.hit(self.auth_failure_limit, failures)
+            raise
+
+    async def charge_generations(self, caller: Caller | None, count: int) -> None:
+        """Charge `count` generated posts to the caller, or raise a 429 charging nothing."""
+        if caller is None or count <= 0 or not self.rate_limit_enabled:
+            return
+        limit = caller.generation_limit
+        identity = f"generations:{caller.identity}"
+        verdict = await self.limiter.test(limit, identity, cost=count)
+        if verdict.allowed:
+            verdict = await self.limiter.hit(limit, identity, cost=count)
+        if not verdict.allowed:
+            retry_after = verdict.retry_after_s()
+            raise ApiError(
+                429,
+                f"generation limit of {limit} posts exceeded: this request generates {count}, "
+                f"{max(0, verdict.remaining)} left; cached posts are still served; retry in "
+                f"{retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
 
     def _check_body_headers(self, headers: dict[str, str]) -> None:
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -197,6 +290,11 @@ class EdgeMiddleware:
             await send(message)
 
         await self.app(scope, limited_receive, send_with_headers)
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client") or ("unknown", 0)
+    return str(client[0])
 
 
 def _bearer(value: str) -> str | None:

@@ -4,6 +4,7 @@ size and content type, backpressure, timeouts, client disconnects, CORS."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -19,22 +20,50 @@ from tests.conftest import TINY_GENERATION, ServeApp
 
 KEY = "test-key-" + uuid.uuid4().hex
 LIMITED_KEY = "limited-key-" + uuid.uuid4().hex
+BATCH_KEY = "batch-key-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 NOWHERE = "0" * 64  # a well-formed cache key that is not stored: a cheap authenticated request
 
 
+def sha256(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 @pytest.fixture(scope="module")
-def app(start_app: Callable[[dict], ServeApp], tiny_settings_args: dict) -> ServeApp:
+def app(
+    start_app: Callable[[dict], ServeApp],
+    tiny_settings_args: dict,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServeApp:
     run = uuid.uuid4().hex[:8]
+    # Keys as an operator gives them: sha256 in the arguments (which Serve logs), plain in a
+    # mounted file (which it does not).
+    keys_file = tmp_path_factory.mktemp("secrets") / "api-keys.yaml"
+    keys_file.write_text(
+        json.dumps(
+            [
+                {"name": f"limited-{run}", "key": LIMITED_KEY, "rate_limit": "6/minute"},
+                {"name": f"batch-{run}", "key": BATCH_KEY, "rate_limit": "10/minute"},
+            ]
+        )
+    )
     return start_app(
         {
             **tiny_settings_args,
             "security": {
                 "auth_enabled": True,
                 "api_keys": [
-                    {"name": f"main-{run}", "key": KEY, "rate_limit": "1000/minute"},
-                    {"name": f"limited-{run}", "key": LIMITED_KEY, "rate_limit": "6/minute"},
+                    {"name": f"main-{run}", "sha256": sha256(KEY), "rate_limit": "1000/minute"},
                 ],
+                "api_keys_file": str(keys_file),
+                # Every client here is 127.0.0.1: the last test of the module exhausts it.
+                "auth_failure_limit": "12/minute",
                 # Shared limiter storage: the limit holds across both ingress replicas.
                 "rate_limit_redis_url": "redis://127.0.0.1:6379/14",
                 "cors_origins": ["https://app.example.com"],
@@ -80,35 +109,55 @@ def test_missing_or_wrong_key_is_401(app: ServeApp, headers: dict) -> None:
 def test_valid_key_is_served_with_rate_limit_headers(app: ServeApp) -> None:
     response = app.post("/v1/posts", json={"topic": "Authorised topic"}, headers=AUTH)
     assert response.status_code == 200, response.text
-    assert response.headers["x-ratelimit-limit"] == "1000"
-    assert int(response.headers["x-ratelimit-remaining"]) < 1000
+    # The headers describe the request limit (every request costs 1); generated posts are
+    # charged to the key's own rate_limit.
+    assert response.headers["x-ratelimit-limit"] == "1200"
+    assert int(response.headers["x-ratelimit-remaining"]) < 1200
     assert int(response.headers["x-ratelimit-reset"]) > time.time() - 1
 
 
-def test_rate_limit_holds_across_ingress_replicas(app: ServeApp) -> None:
-    headers = {"Authorization": f"Bearer {LIMITED_KEY}"}
+def test_generation_limit_holds_across_ingress_replicas(app: ServeApp) -> None:
+    headers = bearer(LIMITED_KEY)  # 6 generated posts a minute
 
     async def burst() -> list[httpx.Response]:
-        # Concurrent requests spread over both ingress replicas; a per-replica limiter would
+        # Concurrent misses spread over both ingress replicas; a per-replica limiter would
         # let up to 12 through.
         async with httpx.AsyncClient(base_url=app.url, timeout=60) as client:
             return await asyncio.gather(
                 *(
-                    client.delete("/v1/cache", params={"key": NOWHERE}, headers=headers)
-                    for _ in range(16)
+                    client.post("/v1/posts", json={"topic": f"Limited {i}"}, headers=headers)
+                    for i in range(16)
                 )
             )
 
     statuses = [r.status_code for r in asyncio.run(burst())]
-    # Exactly 6 admitted by the limiter (answered 200, or 503 when the small CacheLookup queue
-    # of this app is full); the other 10 refused.
+    # Exactly 6 charged (answered 200, or 503 when the small CacheLookup queue of this app is
+    # full); the other 10 refused.
     assert statuses.count(429) == 10, statuses
     assert all(s in (200, 503) for s in statuses if s != 429), statuses
-    refused = app.client.delete("/v1/cache", params={"key": NOWHERE}, headers=headers)
+    refused = app.post("/v1/posts/batch", json={"requests": [{"topic": "More"}]}, headers=headers)
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limited"
+    assert "generation limit" in refused.json()["error"]["message"]
     assert 1 <= int(refused.headers["retry-after"]) <= 60
-    assert refused.headers["x-ratelimit-remaining"] == "0"
+    # Requests that generate nothing are still served under the request limit.
+    cheap = app.client.delete("/v1/cache", params={"key": NOWHERE}, headers=headers)
+    assert cheap.status_code == 200, cheap.text
+
+
+def test_a_batch_is_charged_one_unit_per_post_it_generates(app: ServeApp) -> None:
+    headers = bearer(BATCH_KEY)  # 10 generated posts a minute
+    batch = [{"topic": f"Charged batch {i}", "length": "short"} for i in range(7)]
+    first = app.post("/v1/posts/batch", json={"requests": batch}, headers=headers)
+    assert first.status_code == 200, first.text
+    # The same 7 again are cache hits: nothing charged.
+    again = app.post("/v1/posts/batch", json={"requests": batch}, headers=headers)
+    assert again.status_code == 200, again.text
+    assert all(p["metadata"]["cache"]["hit"] for p in again.json()["posts"])
+    more = [{"topic": f"Charged batch more {i}", "length": "short"} for i in range(4)]
+    refused = app.post("/v1/posts/batch", json={"requests": more}, headers=headers)
+    assert refused.status_code == 429, refused.text
+    assert "generates 4, 3 left" in refused.json()["error"]["message"]
 
 
 def test_wrong_content_type_is_415(app: ServeApp) -> None:
@@ -157,12 +206,15 @@ def test_cors_preflight_allows_the_configured_origin(app: ServeApp) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_client_disconnect_cancels_generation(app: ServeApp) -> None:
+# Serve's own header for turning cancellation off is dropped at the proxy: a caller cannot keep
+# the graph working after hanging up.
+@pytest.mark.parametrize("extra", [{}, {"x-request-disconnect-disabled": "?1"}])
+def test_client_disconnect_cancels_generation(app: ServeApp, extra: dict) -> None:
     content = serve.get_deployment_handle("ContentModel", app_name=app.name)
     before = content.info.remote().result()["cancelled"]
-    request = {"topic": "Disconnect me", "length": "long", "use_cache": False}
+    request = {"topic": f"Disconnect me {extra}", "length": "long", "use_cache": False}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{app.url}/v1/posts", json=request, headers=AUTH, timeout=0.3)
+        httpx.post(f"{app.url}/v1/posts", json=request, headers={**AUTH, **extra}, timeout=0.3)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if content.info.remote().result()["cancelled"] > before:
@@ -207,7 +259,27 @@ def test_overload_is_shed_fast_with_503_and_retry_after(app: ServeApp) -> None:
 
             return await asyncio.gather(*(one(i) for i in range(FLOOD)))
 
-    results = asyncio.run(flood())
+    async def flood_and_poll() -> tuple[list, list[tuple[int, float, str]]]:
+        # /readyz is polled while the flood runs: busy is still ready, and it answers fast.
+        async def poll() -> list[tuple[int, float, str]]:
+            polls = []
+            async with httpx.AsyncClient(base_url=app.url, timeout=10) as client:
+                await asyncio.sleep(0.3)
+                for _ in range(8):
+                    started = time.monotonic()
+                    ready = await client.get("/readyz")
+                    polls.append(
+                        (ready.status_code, time.monotonic() - started, ready.json()["status"])
+                    )
+                    await asyncio.sleep(0.1)
+            return polls
+
+        return await asyncio.gather(flood(), poll())
+
+    results, polls = asyncio.run(flood_and_poll())
+    assert all(code == 200 for code, _, _ in polls), polls
+    assert all(elapsed < 1.5 for _, elapsed, _ in polls), polls
+    assert {status for _, _, status in polls} <= {"ok", "busy"}, polls
     statuses = [r.status_code for r, _ in results]
     assert set(statuses) <= {503, 504}, statuses
     shed = [(r, elapsed) for r, elapsed in results if r.status_code == 503]
@@ -240,3 +312,34 @@ def test_request_id_travels_through_every_deployment_into_json_logs(app: ServeAp
                     assert record["request_id"] == request_id
                     seen.add(record["deployment"].split("_")[-1])
     assert seen == expected
+
+
+def test_no_plain_key_reaches_any_log(app: ServeApp) -> None:
+    """Last: after every request of this module, no log file of the Ray session (the
+    controller's, the proxy's, every replica's, the workers') holds either key."""
+    for key in (KEY, LIMITED_KEY):
+        response = app.post("/v1/posts", json={"topic": "Logged keys"}, headers=bearer(key))
+        assert response.status_code in (200, 429), response.text
+    time.sleep(2)  # log lines are flushed by their writers
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    files = [path for path in logs.rglob("*") if path.is_file()]
+    assert len(files) > 10, "the session's logs were not found"
+    leaked = [
+        str(path)
+        for path in files
+        if KEY.encode() in path.read_bytes() or LIMITED_KEY.encode() in path.read_bytes()
+    ]
+    assert not leaked, leaked
+
+
+def test_an_address_guessing_keys_is_refused_before_auth(app: ServeApp) -> None:
+    """Last: it leaves 127.0.0.1 locked out for the rest of the window."""
+    statuses = [
+        app.post("/v1/posts", json={"topic": "Guess"}, headers=bearer(f"guess-{i}")).status_code
+        for i in range(14)
+    ]
+    assert statuses.count(401) <= 12 and statuses[-1] == 429, statuses
+    refused = app.post("/v1/posts", json={"topic": "Right key now"}, headers=AUTH)
+    assert refused.status_code == 429, "a right guess must not be told apart from a wrong one"
+    assert "failed API keys" in refused.json()["error"]["message"]
+    assert int(refused.headers["retry-after"]) >= 1

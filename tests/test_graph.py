@@ -203,10 +203,18 @@ def test_batch_endpoint_keeps_order(app: ServeApp) -> None:
         ({"topic": "ok topic", "seed": -3}, "seed"),
         ({"topic": "bad\x00topic"}, "topic"),
         ({"topic": "ok topic", "colour": "blue"}, "colour"),
+        # Valid JSON escapes of strings that are not valid text, or not visible.
+        ({"topic": "Reliability \ud800 testing"}, "topic"),
+        ({"topic": "Reliability \udfff testing", "use_cache": False}, "topic"),
+        ({"topic": "ok topic", "audience": "site \ud800 engineers"}, "audience"),
+        ({"topic": "\u200b\u200b\u200b"}, "topic"),
+        ({"topic": "ok topic", "call_to_action": "Read more \u202etxt.exe"}, "call_to_action"),
     ],
 )
 def test_invalid_input_is_a_422_naming_the_field(app: ServeApp, body: dict, field: str) -> None:
-    response = app.post("/v1/posts", json=body)
+    # json.dumps escapes what is not ASCII, lone surrogates included ("\\ud800"): valid JSON.
+    content = json.dumps(body).encode()
+    response = app.post("/v1/posts", content=content, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["code"] == "invalid_request"
@@ -233,14 +241,88 @@ def test_malformed_json_unknown_route_and_oversized_batch(app: ServeApp) -> None
     assert empty.status_code == 422
 
 
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_a_method_a_route_does_not_take_is_405_with_allow(app: ServeApp, method: str) -> None:
+    response = app.client.request(method, "/v1/posts", json={"topic": "Wrong method"})
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("request_id", [b"id-\xff\xfe", b"x" * 4096, b"forged\tlog {line}"])
+def test_a_bad_request_id_is_replaced_never_echoed(app: ServeApp, request_id: bytes) -> None:
+    request = {"topic": "Request ids from outside", "seed": 11}
+    response = app.post("/v1/posts", json=request, headers={"X-Request-ID": request_id})
+    assert response.status_code == 200, response.text
+    given = response.headers["x-request-id"]
+    assert given.encode() != request_id and 0 < len(given) <= 128
+    assert response.json()["metadata"]["request_id"] == given
+
+
+def test_oversized_request_headers_are_a_json_431(app: ServeApp) -> None:
+    headers = {f"x-padding-{i}": "p" * 4000 for i in range(25)}  # 100 KB
+    response = app.post("/v1/posts", json={"topic": "Big headers"}, headers=headers)
+    assert response.status_code == 431
+    assert response.json()["error"]["code"] == "headers_too_large"
+    one_line = app.post("/v1/posts", json={"topic": "Big header"}, headers={"x-big": "b" * 9000})
+    assert one_line.status_code == 431
+
+
+def test_ray_listens_on_loopback_only(app: ServeApp) -> None:
+    # The metrics agent's Prometheus export has no auth: `make run` keeps every Ray port on
+    # 127.0.0.1 (deployments/local_ray.py), whatever security.metrics says.
+    import ipaddress
+
+    import psutil
+    import ray
+
+    metrics_port = ray.nodes()[0]["MetricsExportPort"]
+    ray_pids = _ray_pids()
+    listening = [
+        (c.laddr, c.pid)
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.pid in ray_pids
+    ]
+    assert any(addr.port == metrics_port for addr, _ in listening), (metrics_port, listening)
+
+    def loopback(ip: str) -> bool:
+        address = ipaddress.ip_address(ip.split("%")[0])
+        mapped = getattr(address, "ipv4_mapped", None)
+        return bool(address.is_loopback or (mapped and mapped.is_loopback))
+
+    exposed = [(a, psutil.Process(pid).name()) for a, pid in listening if not loopback(a.ip)]
+    assert not exposed, exposed
+
+
+def _ray_pids() -> set[int]:
+    import psutil
+
+    names = ("raylet", "gcs_server", "ray::", "dashboard", "default_worker", "log_monitor")
+    pids = set()
+    for process in psutil.process_iter(["pid", "name", "cmdline"]):
+        command = " ".join(process.info["cmdline"] or [process.info["name"] or ""])
+        if any(name in command for name in names):
+            pids.add(process.info["pid"])
+    return pids
+
+
 def test_health_readiness_and_openapi(app: ServeApp) -> None:
     assert app.get("/healthz").json() == {"status": "ok"}
     ready = app.get("/readyz")
     assert ready.status_code == 200
     body = ready.json()
-    assert body["status"] == "ok"
+    assert body["status"] == "ok" and body["ready"] is True and body["busy"] is False
     assert {m["part"] for m in body["models"].values()} == {"title", "content", "hashtags"}
     assert body["cache"] == {"l1": "ok", "l2": "ok", "l3": "ok"}
+    assert set(body["deployments"]) == {
+        "Ingress",
+        "CacheLookup",
+        "TitleModel",
+        "ContentModel",
+        "HashtagModel",
+        "Compiler",
+    }
+    assert all(d["running"] >= 1 for d in body["deployments"].values())
     schema = app.get("/openapi.json").json()
     assert {"/v1/posts", "/v1/posts/batch", "/healthz", "/readyz"} <= set(schema["paths"])
     assert app.get("/docs").status_code == 200
@@ -364,32 +446,81 @@ def test_metrics_count_cache_answers_and_batches(app: ServeApp) -> None:
     assert miss and float(miss.group(1)) >= 1
 
 
-def test_redeploy_under_load_loses_nothing(app: ServeApp) -> None:
-    """Last in this module: replaces every replica (new settings) while clients keep asking."""
-    from graph import build_app
+class Load:
+    """Clients asking for fresh posts and for cached ones until stopped; every status kept."""
 
-    stop = threading.Event()
-    statuses: list[int] = []
+    def __init__(self, app: ServeApp, generations: int = 4, hits: int = 2) -> None:
+        self.app = app
+        self.stop = threading.Event()
+        self.statuses: list[int] = []
+        self.in_flight = 0
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._client, args=(w, w < generations))
+            for w in range(generations + hits)
+        ]
 
-    def client(worker: int) -> None:
-        with httpx.Client(base_url=app.url, timeout=120) as http:
+    def _client(self, worker: int, generate: bool) -> None:
+        with httpx.Client(base_url=self.app.url, timeout=120) as http:
             i = 0
-            while not stop.is_set():
-                request = {"topic": f"Redeploy load {worker} {i}", "use_cache": False}
-                statuses.append(http.post("/v1/posts", json=request).status_code)
+            while not self.stop.is_set():
+                if generate:
+                    request = {"topic": f"Redeploy load {worker} {i}", "use_cache": False}
+                else:
+                    request = {"topic": f"Redeploy hit {worker}", "seed": 1}
+                with self.lock:
+                    self.in_flight += generate
+                status = http.post("/v1/posts", json=request).status_code
+                with self.lock:
+                    self.in_flight -= generate
+                    self.statuses.append(status)
                 i += 1
 
-    threads = [threading.Thread(target=client, args=(w,)) for w in range(6)]
-    for thread in threads:
-        thread.start()
-    time.sleep(2)
-    before = len(statuses)
-    changed = app.settings.model_dump(mode="json")
-    changed["generation"]["temperature"] = 0.8  # new init args: every replica is replaced
-    serve.run(build_app(changed), name=app.name, route_prefix="/")
-    time.sleep(2)
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert before > 0 and len(statuses) > before, "no load before or after the redeploy"
-    assert set(statuses) == {200}, f"lost requests: {[s for s in statuses if s != 200]}"
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        time.sleep(2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(2)  # requests to the new replicas too
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=120)
+
+
+def _redeploy(app: ServeApp, **changes: dict) -> None:
+    from graph import build_app
+
+    args = app.settings.model_dump(mode="json")
+    for section, values in changes.items():
+        args[section] = {**args[section], **values}
+    serve.run(build_app(args), name=app.name, route_prefix="/")
+
+
+def test_redeploy_and_scale_down_under_load_lose_nothing(app: ServeApp) -> None:
+    """Last in this module: replaces every replica (new settings), then removes one, while
+    clients keep asking for generations and cache hits."""
+    with Load(app) as load:
+        before = len(load.statuses)
+        in_flight = load.in_flight
+        # New init args, and a second ContentModel replica: every replica is replaced.
+        _redeploy(
+            app,
+            generation={"temperature": 0.8},
+            deployments={"ContentModel": {"min_replicas": 2, "max_replicas": 2, "num_cpus": 0.2}},
+        )
+    assert before > 0 and len(load.statuses) > before, "no load before or after the redeploy"
+    assert in_flight > 0, "no generation was in flight when the redeploy began"
+    assert set(load.statuses) == {200}, f"lost requests: {[s for s in load.statuses if s != 200]}"
+
+    with Load(app) as load:
+        in_flight = load.in_flight
+        # Only the replica count changes: Serve stops one ContentModel replica in place.
+        _redeploy(
+            app,
+            generation={"temperature": 0.8},
+            deployments={"ContentModel": {"min_replicas": 1, "max_replicas": 1, "num_cpus": 0.2}},
+        )
+    assert in_flight > 0
+    assert set(load.statuses) == {200}, f"lost requests: {[s for s in load.statuses if s != 200]}"
