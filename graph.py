@@ -55,8 +55,6 @@ from deployments.settings import AppSettings
 
 logger = logging.getLogger("ray.serve")
 _RETRY_AFTER_S = 1
-# /readyz answers within about a second whatever the load: each source gets this long.
-_READINESS_TIMEOUT_S = 0.5
 
 api = FastAPI(
     title="linkedin-posts",
@@ -184,9 +182,9 @@ class Ingress:
             return await handle.info.remote()
 
         deployments, *probes = await asyncio.gather(
-            asyncio.wait_for(controller_view(), _READINESS_TIMEOUT_S),
+            asyncio.wait_for(controller_view(), self.settings.http.readiness_timeout_s),
             *(
-                probe(functools.partial(info, handle), _READINESS_TIMEOUT_S)
+                probe(functools.partial(info, handle), self.settings.http.readiness_timeout_s)
                 for handle in self.models.values()
             ),
             return_exceptions=True,

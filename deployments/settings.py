@@ -297,6 +297,13 @@ class HttpSettings(_Section):
     request_timeout_s: float = Field(300, gt=0, description="Overall limit; past it 504.")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Larger bodies get 413.")
     max_batch_requests: int = Field(32, ge=1, le=256)
+    readiness_timeout_s: float = Field(
+        0.5,
+        gt=0,
+        le=5,
+        description="How long /readyz waits for Serve's controller and for each model's probe; "
+        "a probe slower than this counts as busy.",
+    )
 
 
 class ProxySettings(_Section):

@@ -93,6 +93,13 @@ class RedisServer:
                 self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: the server dies at once, as in a crash (it keeps nothing on disk)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     def __enter__(self) -> RedisServer:
         return self.start()
 

@@ -291,6 +291,52 @@ def test_overload_is_shed_fast_with_503_and_retry_after(app: ServeApp) -> None:
         assert elapsed < app.settings.http.request_timeout_s, "a rejection must not be queued"
 
 
+def test_a_model_replica_killed_mid_generation_is_a_json_503_and_not_ready_until_replaced(
+    app: ServeApp,
+) -> None:
+    [replica] = [
+        actor["name"]
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if "#ContentModel#" in actor["name"]
+    ]
+    request = {"topic": "Killed mid-generation", "length": "long", "use_cache": False}
+
+    async def in_flight_then_kill() -> list[tuple[httpx.Response, float]]:
+        async with httpx.AsyncClient(base_url=app.url, timeout=30) as client:
+
+            async def one() -> tuple[httpx.Response, float]:
+                started = time.monotonic()
+                response = await client.post("/v1/posts", json=request, headers=AUTH)
+                return response, time.monotonic() - started
+
+            calls = [asyncio.ensure_future(one()) for _ in range(2)]
+            await asyncio.sleep(0.5)
+            ray.kill(ray.get_actor(replica, namespace="serve"), no_restart=True)
+            return await asyncio.gather(*calls)
+
+    for response, elapsed in asyncio.run(in_flight_then_kill()):
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "overloaded"
+        assert response.headers["retry-after"]
+        assert elapsed < app.settings.http.request_timeout_s, "answered at once, not timed out"
+
+    # Not ready while ContentModel has no running replica, and fast about it; ready again once
+    # Serve has replaced it.
+    readiness: list[tuple[int, float]] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        ready = app.get("/readyz")
+        readiness.append((ready.status_code, time.monotonic() - started))
+        if ready.status_code == 503:
+            assert ready.json()["error"]["details"]["not_running"] == ["ContentModel"]
+        elif any(code == 503 for code, _ in readiness):
+            break
+        time.sleep(0.2)
+    assert readiness[-1][0] == 200 and any(code == 503 for code, _ in readiness), readiness
+    assert max(elapsed for _, elapsed in readiness) < 1.5, readiness
+
+
 def test_request_id_travels_through_every_deployment_into_json_logs(app: ServeApp) -> None:
     request_id = "trace-" + uuid.uuid4().hex
     request = {"topic": "Trace this request", "use_cache": False, "length": "short"}
