@@ -11,7 +11,12 @@ from __future__ import annotations
 import math
 import uuid
 
-from deployments.injection import obeys_injection, without_injection, without_payload
+from deployments.injection import (
+    obeys_injection,
+    tag_obeys_injection,
+    without_injection,
+    without_payload,
+)
 from deployments.schemas import (
     LENGTH_BANDS,
     LINKEDIN_MAX_CHARS,
@@ -162,7 +167,7 @@ class PostCompiler:
         user_text = _user_text(request)
         topic = without_injection(request.topic)
         candidates = [
-            *(tag for tag in parse_hashtags(raw) if not obeys_injection(tag, user_text)),
+            *(tag for tag in parse_hashtags(raw) if not tag_obeys_injection(tag, user_text)),
             *fallback_tags(topic, GENERAL_TAGS),
         ]
         return ["#" + tag for tag in unique_tags(candidates, request.num_hashtags)]
