@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -458,6 +458,64 @@ async def test_cancelled_waiters(make_cache: CacheFactory, shared_redis, prefix)
     assert generate.cancelled == 1  # nobody left waiting: generation stopped, lock released
     assert shared_redis.exists(prefix + "lock:other") == 0
     assert not cache.single_flight.in_flight("other")
+
+
+# --- deletes across replicas and nodes -----------------------------------------------------------
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 3) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_a_delete_reaches_every_other_caches_memory_and_disk(
+    make_cache: CacheFactory, shared_redis
+) -> None:
+    """Two replicas on two nodes: their own L1, their own L3 (two folders), one Redis."""
+    here, there = make_cache(), make_cache()
+    there.listen_for_deletes()
+    assert there.invalidation is not None
+    await asyncio.wait_for(there.invalidation.subscribed.wait(), 5)
+    blobs = [(k, encode({"k": k}, 1024)) for k in ("k1", "k2", "k3")]
+    for cache in (here, there):
+        for name in ("l1", "l3"):
+            await layer(cache, name).set_many(blobs)
+    await here.put_many([(k, {"k": k}) for k in ("k1", "k2", "k3")])
+
+    async def held_by_there(key: str) -> list[bool]:
+        return [(await layer(there, n).get_many([key]))[0] is not None for n in ("l1", "l3")]
+
+    await here.delete(["k1"])
+    assert await _eventually(lambda: _gone(held_by_there, "k1"))
+    assert await held_by_there("k2") == [True, True]  # only what was deleted
+    assert await there.get("k1") is None
+
+    await here.clear()
+    assert await _eventually(lambda: _gone(held_by_there, "k2"))
+    assert await _eventually(lambda: _gone(held_by_there, "k3"))
+
+
+async def _gone(held: Callable[[str], Awaitable[list[bool]]], key: str) -> bool:
+    return not any(await held(key))
+
+
+async def test_a_cache_ignores_its_own_deletes_and_malformed_messages(
+    make_cache: CacheFactory, shared_redis, prefix: str
+) -> None:
+    cache = make_cache()
+    cache.listen_for_deletes()
+    assert cache.invalidation is not None
+    await asyncio.wait_for(cache.invalidation.subscribed.wait(), 5)
+    shared_redis.publish(prefix + "invalidate", b"not json")
+    await cache.put("kept", {"n": 1})
+    await cache.invalidation.publish(None)  # its own "clear everything": not applied twice
+    await asyncio.sleep(0.2)
+    assert (await cache.get("kept")).layer == "l1"
+    assert not cache.invalidation._listener.done()  # type: ignore[union-attr]
 
 
 # --- Redis outage -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployments.cache.codec import CorruptEntry, decode, encode
+from deployments.cache.invalidation import Invalidation
 from deployments.cache.layers import DiskLayer, Layer, MemoryLayer, RedisLayer
 from deployments.cache.popularity import Popularity
 from deployments.cache.singleflight import SingleFlight
@@ -56,6 +57,7 @@ class TieredCache:
         self.popularity = (
             Popularity(self.l2, window_s=popularity_window_s) if self.l2 is not None else None
         )
+        self.invalidation = Invalidation(self.l2) if self.l2 is not None else None
 
     @classmethod
     def from_settings(cls, settings: CacheSettings, *, memory: bool = True) -> TieredCache:
@@ -226,18 +228,39 @@ class TieredCache:
         return done[0] if done is not None else None
 
     async def delete(self, keys: Sequence[str]) -> None:
+        """Drop `keys` from every layer here, and from every other cache's L1 and L3."""
         for layer in self.layers:
             await layer.delete(keys)
+        if self.invalidation is not None:
+            await self.invalidation.publish(keys)
 
     async def clear(self) -> None:
+        """Drop everything here, and everything in every other cache's L1 and L3."""
         for layer in self.layers:
             await layer.clear()
+        if self.invalidation is not None:
+            await self.invalidation.publish(None)
+
+    def listen_for_deletes(self) -> None:
+        """Apply other caches' deletes to this one's own layers (L1, L3) from now on; call it
+        from the event loop (idempotent). Without Redis there is nobody else to hear."""
+        if self.invalidation is not None:
+            self.invalidation.start(self._apply_remote_delete)
+
+    async def _apply_remote_delete(self, keys: list[str] | None) -> None:
+        # L2 is the store the sender already changed.
+        for layer in self.layers:
+            if layer is self.l2:
+                continue
+            await (layer.clear() if keys is None else layer.delete(keys))
 
     def status(self) -> dict[str, str]:
         return {layer.name: layer.status() for layer in self.layers}
 
     async def close(self) -> None:
         """Send buffered read counts; close the Redis connections and the disk cache."""
+        if self.invalidation is not None:
+            await self.invalidation.close()
         if self.popularity is not None:
             await self.popularity.close()
         for layer in self.layers:
