@@ -11,8 +11,9 @@
                                        ▼
                                    Compiler.compile ─▶ stored in every layer ─▶ answer
 
-`build_app(args)` turns one validated `AppSettings` into the bound graph; it is what
-`serve run graph:app`, `serve build graph:app` and `serve deploy config/serve.yaml` import.
+`build_app(args)` turns one validated `AppSettings` into the bound graph: Serve configs import it
+(`import_path: graph:build_app`) and call it with their `args:`. `graph:app` is the same graph
+from the environment and the defaults, for `serve build graph:app` and `serve run graph:app`.
 """
 
 import asyncio
@@ -156,15 +157,20 @@ class Ingress:
         self, key: str | None = Query(None, pattern="^[0-9a-f]{64}$")
     ) -> CacheDeleted:
         """Drop one entry (`?key=` from a post's metadata.cache.key) or everything."""
+        # CacheLookup drops it from its layers and tells every other replica (L1) and node (L3)
+        # over Redis; this replica's own layers are cleared here before the answer.
         await self.cache_lookup.delete.remote(key)
         if self.shared_cache is not None:
-            # The same stores, unless this replica runs on another node (its own disk).
             await (self.shared_cache.clear() if key is None else self.shared_cache.delete([key]))
         return CacheDeleted(deleted=key or "all")
 
-    def check_health(self) -> None:
+    async def check_health(self) -> None:
         if getattr(api.state, "edge", None) is None:
             raise RuntimeError("the edge (auth, rate limits) is not configured")
+        # Run every health period from the replica's event loop: deletes made elsewhere reach
+        # this replica's node disk even before its first request.
+        if self.shared_cache is not None:
+            self.shared_cache.listen_for_deletes()
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, str]:
@@ -213,11 +219,16 @@ class Ingress:
             return error_response(503, "metrics unavailable")
         return PlainTextResponse(text, media_type=PROMETHEUS_CONTENT_TYPE)
 
-    # ---- Python handle entry point: serve.get_app_handle(app_name).generate.remote({...}) --------
+    # ---- Python handles: serve.get_app_handle(app_name).generate.remote({...}), generate_batch ---
 
     async def generate(self, request: dict[str, Any] | PostRequest) -> dict[str, Any]:
         post = (await self.generate_posts([PostRequest.model_validate(request)]))[0]
         return post.model_dump(mode="json")
+
+    async def generate_batch(self, requests: list[dict[str, Any] | PostRequest]) -> list[dict]:
+        """1 to 32 posts in order, as POST /v1/posts/batch (validated the same way)."""
+        batch = BatchPostRequest.model_validate({"requests": requests})
+        return [post.model_dump(mode="json") for post in await self.generate_posts(batch.requests)]
 
     # ---- The request path, 1: the edge, and hits in the shared cache layers ----------------------
 
@@ -256,6 +267,7 @@ class Ingress:
         if self.shared_cache is None or not readable:
             return answers
         started = time.perf_counter()
+        self.shared_cache.listen_for_deletes()
         keys = [cache_key(requests[i], self.model_id) for i in readable]
         found = await self.shared_cache.get_many(keys)
         lookup_ms = _ms_since(started)
@@ -383,6 +395,7 @@ class CacheLookup:
         # A degraded cache layer is not ill health (requests are still answered); a broken
         # in-memory layer would be.
         await self.cache.layers[0].get_many(["health-check"])
+        self.cache.listen_for_deletes()  # deletes made through other replicas, from the start
 
     async def delete(self, key: str | None) -> None:
         if key is None:
@@ -391,6 +404,7 @@ class CacheLookup:
             await self.cache.delete([key])
 
     def _start_refresher(self) -> None:
+        self.cache.listen_for_deletes()
         if self._refresher is None and self.cache.l2 is not None:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_popular())
 
@@ -436,5 +450,12 @@ def build_app(args: dict[str, Any] | AppSettings | None = None) -> serve.Applica
     return bind(Ingress, settings, cache_lookup, title_model, content_model, hashtag_model)
 
 
-# `serve run graph:app` / `import_path: graph:app`: Serve calls builders with the config's args.
-app = build_app
+def __getattr__(name: str) -> Any:
+    """`graph:app` is the graph built from the environment and the embedded defaults, an
+    Application, as `serve build graph:app` and `serve run graph:app` need (Serve rejects a
+    builder function there: ray#37819). It is built on first use, not at import, so that the
+    replicas importing this module build nothing. Configs with `args:` import the builder,
+    `graph:build_app`, which Serve calls with them."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

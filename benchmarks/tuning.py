@@ -30,7 +30,13 @@ TUNING_CLIENTS = 32
 
 def _model_queues(ongoing: int, queued: int, content_threads: int | None = None) -> dict:
     """The three model deployments' queue limits (and the ContentModel's torch threads)."""
-    queues = {"max_ongoing_requests": ongoing, "max_queued_requests": queued}
+    # The autoscaling target stays below the cap (the settings refuse it otherwise); with one
+    # replica per model here it only has to be valid.
+    queues = {
+        "max_ongoing_requests": ongoing,
+        "max_queued_requests": queued,
+        "target_ongoing_requests": max(1, ongoing // 2),
+    }
     options = {name: dict(queues) for name in MODEL_DEPLOYMENTS.values()}
     if content_threads:
         options["ContentModel"]["torch_threads"] = content_threads

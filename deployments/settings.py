@@ -208,6 +208,16 @@ class DeploymentOptions(_Section):
     )
 
     @model_validator(mode="after")
+    def _target_below_the_cap(self) -> DeploymentOptions:
+        if self.target_ongoing_requests >= self.max_ongoing_requests:
+            raise ValueError(
+                f"target_ongoing_requests ({self.target_ongoing_requests}) must be below "
+                f"max_ongoing_requests ({self.max_ongoing_requests}): at or above it Serve's "
+                "autoscaler misjudges load (ray#24793)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _replica_bounds(self) -> DeploymentOptions:
         if self.min_replicas > self.max_replicas:
             raise ValueError(
@@ -253,8 +263,10 @@ def _default_deployments() -> dict[str, DeploymentOptions]:
     # as many more; past that, requests are shed at once with 503 instead of waiting past the
     # overall timeout for a 504 (benchmarks/continuous-batching, 128 clients on 2 cores: no 5xx;
     # under the earlier `generate` path the same limits let 14 requests time out, kv-cache/).
+    # The autoscaling target sits below max_ongoing_requests: at equal values Serve's autoscaler
+    # misjudges load (ray#24793, ray#20977).
     model = DeploymentOptions(
-        num_cpus=0.5, max_ongoing_requests=32, max_queued_requests=32, target_ongoing_requests=32
+        num_cpus=0.5, max_ongoing_requests=32, max_queued_requests=32, target_ongoing_requests=16
     )
     light = DeploymentOptions(
         num_cpus=0.1, max_ongoing_requests=256, max_queued_requests=512, target_ongoing_requests=32

@@ -78,7 +78,11 @@ def app(
             },
             "deployments": {
                 "Ingress": {"min_replicas": 2, "max_replicas": 2},
-                "CacheLookup": {"max_ongoing_requests": 4, "max_queued_requests": 2},
+                "CacheLookup": {
+                    "max_ongoing_requests": 4,
+                    "max_queued_requests": 2,
+                    "target_ongoing_requests": 2,
+                },
             },
         }
     )

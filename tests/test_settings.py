@@ -22,7 +22,7 @@ from deployments.settings import (
 )
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-SERVE_CONFIGS = [CONFIG_DIR / "local.yaml", CONFIG_DIR / "serve.yaml"]
+SERVE_CONFIGS = [CONFIG_DIR / name for name in ("local.yaml", "serve.yaml", "cluster-local.yaml")]
 EXPECTED_DEPLOYMENTS = {
     "Ingress",
     "CacheLookup",
@@ -333,6 +333,11 @@ def test_every_stage_drains_longer_than_the_request_timeout(timeout: float) -> N
         assert drains["CacheLookup"] > drains[model]
 
 
+def test_the_autoscaling_target_must_be_below_the_cap() -> None:
+    with pytest.raises(ValidationError, match="target_ongoing_requests"):
+        DeploymentOptions(max_ongoing_requests=32, target_ongoing_requests=32)
+
+
 def test_the_drain_is_not_set_per_deployment() -> None:
     with pytest.raises(ValidationError, match="graceful_shutdown_timeout_s"):
         AppSettings.load({"deployments": {"Ingress": {"graceful_shutdown_timeout_s": 30}}})
@@ -368,7 +373,8 @@ def test_serve_config_validates_with_ray(path: Path) -> None:
 
     schema = ServeDeploySchema.model_validate(load_serve_config(path))
     assert len(schema.applications) == 1
-    assert schema.applications[0].import_path == "graph:app"
+    # The builder: Serve calls it with the config's args (an Application takes none).
+    assert schema.applications[0].import_path == "graph:build_app"
 
 
 @pytest.mark.parametrize("path", SERVE_CONFIGS, ids=lambda p: p.name)
@@ -386,6 +392,8 @@ def test_serve_config_names_exactly_the_six_deployments(path: Path) -> None:
             assert autoscaling["min_replicas"] <= autoscaling["max_replicas"], name
             AutoscalingConfig(**autoscaling)
             assert deployment["max_ongoing_requests"] >= 1, name
+            # At or above the cap Serve's autoscaler misjudges load (ray#24793, ray#20977).
+            assert autoscaling["target_ongoing_requests"] < deployment["max_ongoing_requests"]
             assert "num_replicas" not in deployment, name
             if name in MODEL_DEPLOYMENTS:
                 # Sent as user_config to the @serve.batch knobs.
@@ -455,3 +463,29 @@ def test_keys_come_as_sha256_in_arguments_or_plain_from_a_file_or_the_environmen
     for settings in (by_hash, by_file, by_env):
         assert [k.sha256 for k in settings.security.all_keys()] == [digest]
         assert PLAIN_KEY not in settings.model_dump_json()
+
+
+# --- serve build ---------------------------------------------------------------------------
+
+
+def test_serve_build_writes_a_config_serve_accepts(tmp_path: Path) -> None:
+    """`serve build graph:app` (an Application, not the builder: ray#37819) writes a config
+    with every deployment and its options from the settings."""
+    import subprocess
+    import sys
+
+    from ray.serve.schema import ServeDeploySchema
+
+    out = tmp_path / "built.yaml"
+    serve = Path(sys.executable).with_name("serve")
+    subprocess.run([str(serve), "build", "graph:app", "-o", str(out)], check=True, timeout=300)
+    config = load_serve_config(out)
+    schema = ServeDeploySchema.model_validate(config)
+    [app] = schema.applications
+    assert app.import_path == "graph:app"
+    built = {d["name"]: d for d in config["applications"][0]["deployments"]}
+    assert set(built) == EXPECTED_DEPLOYMENTS
+    settings = AppSettings.load()
+    for name, deployment in built.items():
+        assert deployment["graceful_shutdown_timeout_s"] == settings.drain_s(name)
+        assert deployment["max_ongoing_requests"] == settings.deployments[name].max_ongoing_requests
