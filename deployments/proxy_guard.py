@@ -21,6 +21,7 @@ proxy actor reads `RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH` when it starts.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -28,6 +29,8 @@ from starlette.middleware import Middleware
 
 from deployments.errors import error_response
 from deployments.settings import AppSettings, ProxySettings
+
+logger = logging.getLogger("ray.serve")
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -69,7 +72,21 @@ class ProxyGuard:
             await refusal(scope, receive, send)
             return
         scope = {**scope, "headers": headers}
-        await self.app(scope, receive, _JsonServerErrors(send, self.settings.retry_after_s))
+        answer = _JsonServerErrors(send, self.settings.retry_after_s)
+        try:
+            await self.app(scope, receive, answer)
+        except Exception as exc:
+            # The proxy itself failed: uvicorn would answer a plain-text 500. Before the first
+            # byte, the envelope goes out instead.
+            if answer.started:
+                raise
+            logger.warning("the proxy failed a request before answering it: %r", exc)
+            await answer.send_envelope(500)
+            return
+        if not answer.started:
+            # Serve's proxy answers nothing at all when the replica it called died (it sends a
+            # response only for 408, 429 and 503), and uvicorn then writes a plain-text 500.
+            await answer.send_envelope(500)
 
     def _filter_headers(self, raw: list[tuple[bytes, bytes]]) -> tuple[list, Any]:
         limit, total_limit = self.settings.max_header_bytes, self.settings.max_headers_bytes
@@ -102,20 +119,24 @@ class _JsonServerErrors:
         self.send = send
         self.retry_after_s = retry_after_s
         self.held: Message | None = None
+        self.started = False  # a response start was sent or held
 
     async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and _is_plain_server_error(message):
-            self.held = message
-            return
+        if message["type"] == "http.response.start":
+            self.started = True
+            if _is_plain_server_error(message):
+                self.held = message
+                return
         if self.held is None:
             await self.send(message)
             return
         if message["type"] == "http.response.body" and not message.get("more_body", False):
-            await self._send_envelope()
+            await self.send_envelope(self.held["status"])
 
-    async def _send_envelope(self) -> None:
-        assert self.held is not None
-        status = 504 if self.held["status"] == 504 else 503
+    async def send_envelope(self, original_status: int) -> None:
+        """The JSON envelope in place of a server error: 504 for a timeout, else 503."""
+        self.started = True
+        status = 504 if original_status == 504 else 503
         message = (
             "the request took too long; try again"
             if status == 504
@@ -124,7 +145,7 @@ class _JsonServerErrors:
         retry = {"Retry-After": str(round(self.retry_after_s))} if status == 503 else {}
         request_id = {
             k.decode("latin-1"): v.decode("latin-1")
-            for k, v in self.held.get("headers", [])
+            for k, v in (self.held or {}).get("headers", [])
             if k.lower() == REQUEST_ID_HEADER
         }
         response = error_response(status, message, headers={**request_id, **retry})

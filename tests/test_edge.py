@@ -341,6 +341,41 @@ def test_a_model_replica_killed_mid_generation_is_a_json_503_and_not_ready_until
     assert max(elapsed for _, elapsed in readiness) < 1.5, readiness
 
 
+def test_an_ingress_replica_killed_mid_request_is_a_json_503_never_a_plain_500(
+    app: ServeApp,
+) -> None:
+    # Serve's proxy sends nothing when the replica it called dies, and uvicorn then writes a
+    # plain-text 500; the proxy guard answers the JSON envelope instead.
+    victim = next(
+        actor["name"]
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if "#Ingress#" in actor["name"]
+    )
+    request = {"topic": "Ingress killed mid-request", "length": "long", "use_cache": False}
+
+    async def in_flight_then_kill() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=app.url, timeout=30) as client:
+            calls = [
+                asyncio.ensure_future(client.post("/v1/posts", json=request, headers=AUTH))
+                for _ in range(6)
+            ]
+            await asyncio.sleep(0.5)
+            ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
+            return await asyncio.gather(*calls)
+
+    responses = asyncio.run(in_flight_then_kill())
+    failed = [r for r in responses if r.status_code >= 500 and r.status_code != 504]
+    assert failed, [r.status_code for r in responses]  # some were on the killed replica
+    for response in failed:
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["retry-after"]
+    deadline = time.monotonic() + 120
+    while app.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the Ingress replica was not replaced"
+        time.sleep(0.5)
+
+
 def test_request_id_travels_through_every_deployment_into_json_logs(app: ServeApp) -> None:
     request_id = "trace-" + uuid.uuid4().hex
     request = {"topic": "Trace this request", "use_cache": False, "length": "short"}

@@ -17,6 +17,10 @@ async def echo_headers(scope: dict, receive: Any, send: Any) -> None:
     """The app behind the proxy: answers with the headers it was given, or a plain-text error
     as Serve's proxy writes one (`/fail/<status>`)."""
     path = scope["path"]
+    if path == "/raise":  # the proxy failing outright
+        raise RuntimeError("ActorDiedError")
+    if path == "/silent":  # what Serve's proxy does when the replica it called died
+        return
     if path.startswith("/fail/"):
         status = int(path.rsplit("/", 1)[1])
         headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"x-request-id", b"abc")]
@@ -95,3 +99,12 @@ async def test_the_proxys_plain_text_errors_become_the_json_envelope(
     assert response.json()["error"]["code"] == ("timeout" if answered == 504 else "overloaded")
     assert response.headers["x-request-id"] == "abc"
     assert ("retry-after" in response.headers) == (answered == 503)
+
+
+@pytest.mark.parametrize("path", ["/raise", "/silent"])
+async def test_a_request_the_proxy_fails_or_leaves_unanswered_is_a_json_503(path: str) -> None:
+    async with client() as http:
+        response = await http.get(path)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "overloaded"
+    assert response.headers["retry-after"]
