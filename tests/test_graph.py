@@ -20,7 +20,7 @@ from ray import serve
 from deployments.cli import main
 from deployments.prompts import build_job
 from deployments.schemas import LENGTH_BANDS, PostLength, PostRequest
-from deployments.settings import GenerationSettings
+from deployments.settings import DEPLOYMENT_NAMES, GenerationSettings
 from tests.conftest import ServeApp
 
 TAG = re.compile(r"^#[^\W_]+$")
@@ -314,14 +314,7 @@ def test_health_readiness_and_openapi(app: ServeApp) -> None:
     assert body["status"] == "ok" and body["ready"] is True and body["busy"] is False
     assert {m["part"] for m in body["models"].values()} == {"title", "content", "hashtags"}
     assert body["cache"] == {"l1": "ok", "l2": "ok", "l3": "ok"}
-    assert set(body["deployments"]) == {
-        "Ingress",
-        "CacheLookup",
-        "TitleModel",
-        "ContentModel",
-        "HashtagModel",
-        "Compiler",
-    }
+    assert set(body["deployments"]) == set(DEPLOYMENT_NAMES)
     assert all(d["running"] >= 1 for d in body["deployments"].values())
     schema = app.get("/openapi.json").json()
     assert {"/v1/posts", "/v1/posts/batch", "/healthz", "/readyz"} <= set(schema["paths"])
