@@ -21,6 +21,7 @@ proxy actor reads `RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH` when it starts.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -54,8 +55,61 @@ _REQUEST_ID = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 def middlewares() -> list[Middleware]:
-    """Serve's proxy callback: the middlewares to wrap the proxy's ASGI app in."""
+    """Serve's proxy callback: the middlewares to wrap the proxy's ASGI app in. It runs in the
+    proxy's process before its HTTP server starts, so it also sets how that server answers
+    malformed HTTP."""
+    answer_protocol_errors_in_json()
     return [Middleware(ProxyGuard, settings=AppSettings.load().proxy)]
+
+
+def protocol_error_body(reason: str) -> bytes:
+    body = {
+        "error": {"code": "bad_request", "message": f"malformed HTTP: {reason}", "details": None}
+    }
+    return json.dumps(body).encode()
+
+
+def answer_protocol_errors_in_json() -> None:
+    """Malformed HTTP (a broken request line, an invalid header) is rejected by uvicorn before
+    any ASGI app runs, with a plain-text 400 of its own; make it the JSON envelope. Both of
+    uvicorn's HTTP implementations write that answer in one method, replaced here."""
+    from uvicorn.protocols.http import h11_impl, httptools_impl
+
+    def httptools_400(self: Any, msg: str) -> None:
+        body = protocol_error_body(msg)
+        head = [httptools_impl.STATUS_LINE[400]]
+        for name, value in self.server_state.default_headers:
+            head.extend([name, b": ", value, b"\r\n"])
+        head.extend(
+            [
+                b"content-type: application/json\r\n",
+                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+                b"connection: close\r\n\r\n",
+                body,
+            ]
+        )
+        self.transport.write(b"".join(head))
+        self.transport.close()
+
+    def h11_400(self: Any, msg: str) -> None:
+        import h11
+
+        body = protocol_error_body(msg)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
+
+    httptools_impl.HttpToolsProtocol.send_400_response = httptools_400  # type: ignore[method-assign]
+    h11_impl.H11Protocol.send_400_response = h11_400  # type: ignore[method-assign]
 
 
 class ProxyGuard:

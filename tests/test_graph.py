@@ -259,6 +259,30 @@ def test_a_bad_request_id_is_replaced_never_echoed(app: ServeApp, request_id: by
     assert response.json()["metadata"]["request_id"] == given
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"POST /v1/posts HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+    ],
+)
+def test_malformed_http_is_a_json_400(app: ServeApp, raw: bytes) -> None:
+    import socket
+    from urllib.parse import urlparse
+
+    address = urlparse(app.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["code"] == "bad_request"
+
+
 def test_oversized_request_headers_are_a_json_431(app: ServeApp) -> None:
     headers = {f"x-padding-{i}": "p" * 4000 for i in range(25)}  # 100 KB
     response = app.post("/v1/posts", json={"topic": "Big headers"}, headers=headers)

@@ -108,3 +108,40 @@ async def test_a_request_the_proxy_fails_or_leaves_unanswered_is_a_json_503(path
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "overloaded"
     assert response.headers["retry-after"]
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_uvicorns_own_400_becomes_the_json_envelope(http: str) -> None:
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from deployments.proxy_guard import answer_protocol_errors_in_json
+    from tests.conftest import free_port
+
+    answer_protocol_errors_in_json()  # as the proxy callback does
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(echo_headers, host="127.0.0.1", port=port, http=http, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GARBAGE\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["message"].startswith("malformed HTTP")
