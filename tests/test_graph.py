@@ -496,7 +496,11 @@ class Load:
     def __enter__(self) -> Load:
         for thread in self.threads:
             thread.start()
-        time.sleep(2)
+        # Under way: answers coming back and a generation in flight (a busy machine is slower).
+        deadline = time.monotonic() + 120
+        while len(self.statuses) < 2 or not self.in_flight:
+            assert time.monotonic() < deadline, "the load did not get going"
+            time.sleep(0.1)
         return self
 
     def __exit__(self, *exc: object) -> None:
