@@ -80,40 +80,25 @@ class RateLimiter:
 
     async def hit(self, limit: RateLimitItem, identity: str, cost: int = 1) -> Verdict:
         """Count `cost` against the limit; allowed while the count stays within it."""
-        local_allowed = await self.local.hit(limit, identity, cost=cost)
-        shared = await self._on_shared(self._shared_hit, limit, identity, cost)
-        if shared is not None:
-            return shared
-        stats = await self.local.get_window_stats(limit, identity)
-        return Verdict(local_allowed, stats.remaining, stats.reset_time)
+        local = await _ask(self.local, "hit", limit, identity, cost)
+        shared = await self._on_shared("hit", limit, identity, cost)
+        return shared if shared is not None else local
 
     async def test(self, limit: RateLimitItem, identity: str, cost: int = 1) -> Verdict:
         """Whether `cost` more would be allowed, counting nothing."""
-        shared = await self._on_shared(self._shared_test, limit, identity, cost)
+        shared = await self._on_shared("test", limit, identity, cost)
         if shared is not None:
             return shared
-        allowed = await self.local.test(limit, identity, cost=cost)
-        stats = await self.local.get_window_stats(limit, identity)
-        return Verdict(allowed, stats.remaining, stats.reset_time)
+        return await _ask(self.local, "test", limit, identity, cost)
 
-    async def _shared_hit(self, limit: RateLimitItem, identity: str, cost: int) -> Verdict:
-        assert self.shared is not None
-        allowed = await self.shared.hit(limit, identity, cost=cost)
-        stats = await self.shared.get_window_stats(limit, identity)
-        return Verdict(allowed, stats.remaining, stats.reset_time)
-
-    async def _shared_test(self, limit: RateLimitItem, identity: str, cost: int) -> Verdict:
-        assert self.shared is not None
-        allowed = await self.shared.test(limit, identity, cost=cost)
-        stats = await self.shared.get_window_stats(limit, identity)
-        return Verdict(allowed, stats.remaining, stats.reset_time)
-
-    async def _on_shared(self, operation: Any, *args: Any) -> Verdict | None:
-        """The operation on the shared storage; None when there is none or it is unreachable."""
+    async def _on_shared(
+        self, verb: str, limit: RateLimitItem, identity: str, cost: int
+    ) -> Verdict | None:
+        """The verdict of the shared storage; None when there is none or it is unreachable."""
         if self.shared is None:
             return None
         try:
-            verdict = await operation(*args)
+            verdict = await _ask(self.shared, verb, limit, identity, cost)
         except Exception as exc:
             if not self._shared_down:
                 logger.warning("rate limiter storage unreachable, limiting per replica: %r", exc)
@@ -123,6 +108,15 @@ class RateLimiter:
             logger.warning("rate limiter storage is back: limits are shared again")
             self._shared_down = False
         return verdict
+
+
+async def _ask(
+    limiter: FixedWindowRateLimiter, verb: str, limit: RateLimitItem, identity: str, cost: int
+) -> Verdict:
+    """`limiter.hit` or `limiter.test`, and the window it leaves."""
+    allowed = await getattr(limiter, verb)(limit, identity, cost=cost)
+    stats = await limiter.get_window_stats(limit, identity)
+    return Verdict(allowed, stats.remaining, stats.reset_time)
 
 
 class Edge:

@@ -13,6 +13,7 @@ payload, or when it repeats an injected instruction.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from deployments.textproc import strip_special_tokens
@@ -134,13 +135,16 @@ _FAKE_TURN = re.compile(
 )
 
 
-def injected_instructions(user_text: str) -> list[str]:
+# The Compiler asks about one request's text for every line, sentence and tag it checks: the
+# topic is parsed once per request, not once per question.
+@functools.lru_cache(maxsize=256)
+def injected_instructions(user_text: str) -> tuple[str, ...]:
     """The clauses of user text that address the model, as written."""
     text = strip_special_tokens(user_text)
     clauses = [m.group(0).strip() for m in _INSTRUCTION.finditer(text) if _words(m.group(0))]
     if clauses:
         clauses += [m.group(0).strip() for m in _DICTATED.finditer(text)]
-    return clauses
+    return tuple(clauses)
 
 
 def _fake_assistant_turns(user_text: str) -> list[str]:
@@ -151,6 +155,7 @@ def _fake_assistant_turns(user_text: str) -> list[str]:
     ]
 
 
+@functools.lru_cache(maxsize=256)
 def payload_words(user_text: str) -> frozenset[str]:
     """The words that the injected instructions of user text demand be written."""
     words: set[str] = set()

@@ -62,7 +62,7 @@ def test_instructions_and_their_payloads_are_found(topic: str, payload: set, lef
     ],
 )
 def test_ordinary_topics_have_no_instructions(topic: str) -> None:
-    assert injected_instructions(topic) == []
+    assert injected_instructions(topic) == ()
     assert without_injection(topic) == topic
     assert not obeys_injection(topic, topic)
 
