@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import random
 import shutil
 import signal
@@ -89,6 +90,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seed of the quality scenario's first post (the i-th uses N + 1000 x i); another "
         f"value scores the same requests on other samples (default {quality.SEED_BASE})",
     )
+    parser.add_argument(
+        "--graph-levels",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="client counts of the graph scenario (default: the plan's); e.g. 1 32 to compare "
+        "two versions of the service at those levels in one sitting",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scenarios) - set(ALL_SCENARIOS))
     if unknown:
@@ -115,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     selected = [name for name in ALL_SCENARIOS if not args.scenarios or name in args.scenarios]
     plan = QUICK if args.quick else FULL
+    if args.graph_levels:
+        plan = dataclasses.replace(plan, graph_levels=tuple(args.graph_levels))
     limit = SCENARIO_LIMIT_S["quick" if args.quick else "full"]
     out: Path = args.out or (
         Path(tempfile.mkdtemp(prefix="linkedin-posts-bench-")) / "RESULTS.md"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from benchmarks import craft
 from benchmarks.load import percentile
 from deployments.model_loader import COMPLETE_MARKER, publish_folder
 from deployments.prompts import PROMPT_ECHO_PATTERNS, SYSTEM_PROMPT, build_messages
@@ -32,7 +33,11 @@ if TYPE_CHECKING:
     from benchmarks.report import ScenarioReport
     from benchmarks.scenarios import Context
 
-PASS_TARGET = 0.90  # share of posts that must pass every check
+PASS_TARGET = 0.90  # share of posts that must pass every contract check
+# Share of posts that must pass every contract check *and* be free of every craft defect
+# (benchmarks/craft.py), and the most posts any one defect class may touch.
+PUBLISHABLE_TARGET = 0.95
+DEFECT_CLASS_LIMIT = 1 / 40
 CHUNK = 8  # jobs decoded together; a row's text does not depend on its batch
 SEED_BASE = 424_242  # post i uses SEED_BASE + 1000 * i (each part adds its own offset)
 QUICK_POSTS = 8  # --quick scores the first CHUNK requests only
@@ -619,6 +624,8 @@ class Generated:
     model_id: str
     seconds: dict[str, float] = field(default_factory=dict)
     new_tokens: dict[str, int] = field(default_factory=dict)
+    # Each part's model text per request: its candidates, in order (none: the part was not asked).
+    raw: dict[str, list[list[str]]] = field(default_factory=dict)
 
 
 def generate_posts(
@@ -636,7 +643,7 @@ def generate_posts(
     from deployments.compiler import PostCompiler
     from deployments.generator import TextGenerator
     from deployments.model_loader import load_model
-    from deployments.prompts import build_job
+    from deployments.prompts import PARTS, post_jobs
     from deployments.settings import AppSettings
 
     transformers_logging.disable_progress_bar()
@@ -647,25 +654,28 @@ def generate_posts(
     compiler = PostCompiler(loaded.model_id)
     on_done()
 
-    raw: dict[str, list[str]] = {}
+    # Every job of every post (post_jobs: the candidates of a part included, as a seeded post
+    # gets them in the service), decoded part by part in batches of `chunk`.
+    jobs_by_post = [
+        post_jobs(request, request.seed or 0, settings.generation, all_candidates=True)
+        for request in requests
+    ]
+    raw: dict[str, list[list[str]]] = {}
     seconds: dict[str, float] = {}
     new_tokens: dict[str, int] = {}
-    for part in ("title", "content", "hashtags"):
-        on_step(f"quality: generate {len(requests)} {part}s in batches of {chunk}")
-        jobs = [
-            build_job(part, request, request.seed or 0, settings.generation)  # type: ignore[arg-type]
-            for request in requests
-        ]
-        order = sorted(range(len(jobs)), key=lambda i: (jobs[i].max_new_tokens, i))
-        texts = [""] * len(jobs)
+    for part in PARTS:
+        rows = [(i, job) for i, jobs in enumerate(jobs_by_post) for job in jobs.get(part, [])]
+        on_step(f"quality: generate {len(rows)} {part} rows in batches of {chunk}")
+        rows.sort(key=lambda row: row[1].max_new_tokens)
+        texts: list[list[str]] = [[] for _ in requests]
         started = time.perf_counter()
         tokens = 0
-        for start in range(0, len(order), chunk):
-            rows = order[start : start + chunk]
-            for row, result in zip(rows, generator.generate_batch([jobs[i] for i in rows])):
+        for start in range(0, len(rows), chunk):
+            batch = rows[start : start + chunk]
+            for (i, _), result in zip(batch, generator.generate_batch([job for _, job in batch])):
                 if isinstance(result, Exception):
-                    raise RuntimeError(f"{part} of request {row} failed: {result}") from result
-                texts[row] = result.text
+                    raise RuntimeError(f"{part} of request {i} failed: {result}") from result
+                texts[i].append(result.text)
                 tokens += result.new_tokens
         seconds[part] = time.perf_counter() - started
         new_tokens[part] = tokens
@@ -673,10 +683,12 @@ def generate_posts(
         on_done()
 
     posts = [
-        compiler.compile(request, raw["title"][i], raw["content"][i], raw["hashtags"][i])
+        compiler.compile(
+            request, raw["title"][i], raw["content"][i], next(iter(raw["hashtags"][i]), "")
+        )
         for i, request in enumerate(requests)
     ]
-    return Generated(list(requests), posts, loaded.model_id, seconds, new_tokens)
+    return Generated(list(requests), posts, loaded.model_id, seconds, new_tokens, raw)
 
 
 # ---- evaluation and report ---------------------------------------------------------------------
@@ -692,11 +704,15 @@ class Evaluation:
     reference_own: list[float] = field(default_factory=list)
     reference_other: list[float] = field(default_factory=list)
     verdicts: list[dict[str, Failure]] = field(default_factory=list)
+    defects: list[dict[str, Failure]] = field(default_factory=list)  # craft.find_defects
 
     def __post_init__(self) -> None:
         self.verdicts = [
             score_post(post, request, self.cosines[i][i], self.threshold)
             for i, (post, request) in enumerate(zip(self.posts, self.requests))
+        ]
+        self.defects = [
+            craft.find_defects(post, request) for post, request in zip(self.posts, self.requests)
         ]
 
     @property
@@ -730,6 +746,14 @@ class Evaluation:
     @property
     def pass_rate(self) -> float:
         return sum(map(self.passed, range(len(self.posts)))) / len(self.posts)
+
+    def publishable(self, index: int) -> bool:
+        """Every check passed and no craft defect: a post a person would publish."""
+        return self.passed(index) and all(why is None for why in self.defects[index].values())
+
+    @property
+    def publishable_rate(self) -> float:
+        return sum(map(self.publishable, range(len(self.posts)))) / len(self.posts)
 
 
 def evaluate(
@@ -854,9 +878,14 @@ def build_report(evaluation: Evaluation, generated: Generated | None = None) -> 
         ],
     )
 
+    craft_table = craft.defects_table(
+        ev.defects, [ev.passed(i) for i in range(n)], PUBLISHABLE_TARGET, DEFECT_CLASS_LIMIT
+    )
+
     post_rows = []
     for i, (post, request) in enumerate(zip(ev.posts, ev.requests)):
-        failed = [name for name, why in ev.verdicts[i].items() if why is not None]
+        verdicts = {**ev.verdicts[i], **ev.defects[i]}
+        failed = [name for name, why in verdicts.items() if why is not None]
         post_rows.append(
             [
                 i + 1,
@@ -879,7 +908,7 @@ def build_report(evaluation: Evaluation, generated: Generated | None = None) -> 
 
     failure_rows = []
     for i, (post, request) in enumerate(zip(ev.posts, ev.requests)):
-        for name, why in ev.verdicts[i].items():
+        for name, why in {**ev.verdicts[i], **ev.defects[i]}.items():
             if why is None:
                 continue
             if name == "relevance":  # what the body is about instead
@@ -893,8 +922,8 @@ def build_report(evaluation: Evaluation, generated: Generated | None = None) -> 
     )
     return ScenarioReport(
         name="quality",
-        tables=[checks_table, relevance_table, posts_table, failures_table],
-        headline={"pass_rate": rate},
+        tables=[checks_table, craft_table, relevance_table, posts_table, failures_table],
+        headline={"pass_rate": rate, "publishable_rate": ev.publishable_rate},
     )
 
 

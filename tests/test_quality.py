@@ -207,8 +207,9 @@ def test_the_word_assistant_in_a_sentence_is_fine() -> None:
         "Certainly!",
         "Here are the hashtags:",
         "You are an experienced LinkedIn ghostwriter.",
-        "Share one concrete insight or example.",
-        "Plain text only: no title, no hashtags, no emojis, no lists.",
+        "Start with one strong sentence, then share one concrete insight or example from your "
+        "own work.",
+        "Plain text only: no title, no greeting, no quotes, no hashtags, no emojis, no lists.",
         "I wrote this about the topic below.",
         "[Request]",
         "Chat History:",
@@ -249,9 +250,12 @@ def test_ordinary_sentences_are_not_echoes(line: str) -> None:
 def test_prompt_sentences_cover_every_part_but_not_the_users_text() -> None:
     req = request(audience="new managers", topic="Request handling in APIs")
     sentences = prompt_sentences(req)
-    assert "reply with the hook line only" in sentences
+    assert "reply with that sentence only" in sentences
     assert "reply with the hashtags only" in sentences
-    assert "share one concrete insight or example" in sentences
+    assert (
+        "start with one strong sentence then share one concrete insight or example from your "
+        "own work" in sentences
+    )
     assert not any("request handling" in s or "new managers" in s for s in sentences)
 
 
@@ -341,7 +345,11 @@ def test_evaluation_and_report() -> None:
     report = build_report(ev)
     assert report.name == "quality"
     assert report.headline["pass_rate"] == pytest.approx(1 / 3)
-    checks, calibration, posts, failures = report.tables
+    assert report.headline["publishable_rate"] == pytest.approx(1 / 3)
+    checks, craft_defects, calibration, posts, failures = report.tables
+    craft_rows = {row[0]: row for row in craft_defects.rows}
+    assert craft_rows["publishable"][1] == 1
+    assert craft_rows["no defect"][1] == 3
     rows = {row[0]: row for row in checks.rows}
     assert rows["relevance"][1:4] == [3, 2, 1]
     assert rows["no_prompt_echo"][1:4] == [3, 2, 1]
@@ -357,7 +365,7 @@ def test_report_says_met_when_every_post_passes() -> None:
     ev = _evaluation([[0.9, 0.1], [0.1, 0.9]], [draft(), draft()])
     checks = build_report(ev).tables[0]
     assert any(note.endswith(": met.") for note in checks.notes)
-    assert build_report(ev).tables[3].rows == [["—", "no failures", "—", "—"]]
+    assert build_report(ev).tables[4].rows == [["—", "no failures", "—", "—"]]
 
 
 @pytest.mark.parametrize(
