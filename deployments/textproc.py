@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 
+from deployments.post_craft import sentences
 from deployments.prompts import PROMPT_ECHO_PATTERNS
 
 # A chat-template turn header takes its role name with it: "<|im_start|>assistant" is no text.
@@ -39,7 +40,10 @@ _TRAILING_JOINERS = re.compile(r"[\s,;:\-\u2013\u2014(]+$")
 _CAMEL_SPLIT = re.compile(r"[^\W_]+")
 # Template holes ("[insert link]", "[Your Name]") and @handles: a small model invents both, and
 # a post pasted with them would publish a blank to fill or tag a stranger.
-_PLACEHOLDER = re.compile(r"[ \t]*(?:\[[^\[\]\n]{0,80}\]|(?<![\w@])@[A-Za-z_][\w.]*\w)")
+# "[mentor}" and "{name}" are holes too.
+_PLACEHOLDER = re.compile(
+    r"[ \t]*(?:\[[^\[\]\n]{0,80}[\]}]|\{\{?[^{}\n]{0,40}\}\}?|(?<![\w@])@[A-Za-z_][\w.]*\w)"
+)
 _INVENTED_TURN = re.compile(r"^\s*[<\[]\s*/?\s*request\s*[>\]]|^\s*chat history\s*:", re.I)
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?=[.,;:!?])")
 # Spaces and the control characters that str.splitlines() does not already treat as line breaks.
@@ -77,6 +81,14 @@ def strip_markup(text: str) -> str:
 def strip_placeholders(text: str) -> str:
     """'Visit [insert link] @acme.' -> 'Visit.'"""
     return _SPACE_BEFORE_PUNCT.sub("", _PLACEHOLDER.sub("", text))
+
+
+def drop_placeholder_sentences(line: str) -> str:
+    """'I work at [Company]. We ship.' -> 'We ship.': a sentence with a hole in it reads broken
+    once the hole is gone ("I work at."), so it goes whole."""
+    if not _PLACEHOLDER.search(line):
+        return line
+    return " ".join(s for s in sentences(line) if not _PLACEHOLDER.search(s))
 
 
 def strip_label(line: str) -> str:
@@ -149,14 +161,18 @@ def drop_repeats(lines: Iterable[str]) -> list[str]:
     return kept
 
 
-def clean_model_text(raw: str) -> str:
-    """Shared first pass for every part: tokens, markup, placeholders, prompt echoes, labels."""
+def clean_model_text(raw: str, *, drop_holes: bool = False) -> str:
+    """Shared first pass for every part: tokens, markup, placeholders, prompt echoes, labels.
+
+    `drop_holes`: a sentence holding a placeholder goes whole (a body's "I work at [Company]."
+    would read "I work at."); otherwise only the placeholder goes (a hook's trailing "@handle").
+    """
     text = strip_markup(strip_special_tokens(raw))
     lines = []
     for line in text.splitlines():
         if _INVENTED_TURN.search(line):
             break  # the model goes on to invent a conversation: nothing after it is the post
-        line = strip_placeholders(line)
+        line = drop_placeholder_sentences(line) if drop_holes else strip_placeholders(line)
         if is_prompt_echo(line):
             continue
         lines.append(strip_label(line))

@@ -294,7 +294,8 @@ def test_realistic_small_model_output(compiler: PostCompiler) -> None:
         ("<|im_start|>assistant\nSure!\nCode review wins<|im_end|>", "Code review wins"),
         ("Certainly! Here is a hook for your post:\nCode review wins", "Code review wins"),
         ("Code review wins @TechJetsignals |", "Code review wins"),
-        ("Code review wins at [Company Name]", "Code review wins at"),
+        # A hook does not end on the word a removed placeholder leaves dangling.
+        ("Code review wins at [Company Name]", "Code review wins"),
         (
             "Code review is a speed multiplier. Here is why it matters to every team.",
             "Code review is a speed multiplier.",
@@ -313,12 +314,14 @@ def test_title_falls_back_to_the_topic(compiler: PostCompiler, raw: str) -> None
 
 def test_long_title_is_cut_at_a_word_with_an_ellipsis(compiler: PostCompiler) -> None:
     raw = " ".join(f"word{i}" for i in range(60))  # no sentence end, about 400 characters
-    post = compile_post(compiler, title=raw)
-    assert len(post.title) <= TITLE_MAX_CHARS
-    assert post.title.endswith("\u2026")
-    kept = post.title[:-1]
+    title = compiler._fit_title(raw)  # how a long topic becomes the fallback hook
+    assert len(title) <= TITLE_MAX_CHARS
+    assert title.endswith("\u2026")
+    kept = title[:-1]
     assert raw.startswith(kept)
     assert raw[len(kept)] == " "
+    # A hook line of the model's that had to be cut is no hook: the post opens otherwise.
+    assert compile_post(compiler, title=raw).title != title
 
 
 @pytest.mark.parametrize("topic", ["<b></b>", "***", "<|im_end|>", "TITLE:", "```"])
@@ -480,4 +483,5 @@ def test_body_drops_template_holes_and_handles(compiler: PostCompiler) -> None:
     )
     content = compile_post(compiler, content=raw, length="short").content
     assert "[" not in content and "@acme" not in content
-    assert "Read more at from." in content and "jo@example.com" in content
+    # The sentence with the hole goes whole: "Read more at from." would be a broken sentence.
+    assert "Read more" not in content and "jo@example.com" in content

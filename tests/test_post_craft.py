@@ -1,0 +1,164 @@
+"""The Compiler's craft rules (deployments/post_craft.py) and what they make of real model text.
+
+The raw texts are lines the default model wrote (issue 13's reading and the harness's runs);
+the compiled posts are judged by the harness's own craft checks, which share no rule with these.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.craft import find_defects
+from deployments.compiler import PostCompiler
+from deployments.post_craft import (
+    balance_quotes,
+    clean_body_lines,
+    clean_line,
+    introduces_someone,
+    unwrap_code,
+    without_greeting,
+    without_section_label,
+)
+from deployments.schemas import LENGTH_BANDS, PostLength, PostRequest
+
+TOPIC = "Why code review makes teams faster"
+BODY = (
+    "Last year our team waited two days for every review. Pull requests piled up and people "
+    "batched changes into huge diffs that nobody wanted to read. We set one rule: every review "
+    "gets a first answer within four hours.\n\n"
+    "Reviews got smaller, merges got faster, and incidents dropped because each change was easy "
+    "to reason about. Fast feedback keeps work small, and small work is safe work."
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('"Hey everyone, reviews help.', "Hey everyone, reviews help."),
+        ('Reviews help." Teams learn.', "Reviews help. Teams learn."),
+        ('"Reviews help us learn."', "Reviews help us learn."),
+        ("\u201cReviews help.", "Reviews help."),
+        ('She said "ship it" and left.', 'She said "ship it" and left.'),
+        ("We can't stop.", "We can't stop."),
+    ],
+)
+def test_balance_quotes(line: str, expected: str) -> None:
+    assert balance_quotes(line) == expected
+
+
+def test_unwrap_code_keeps_the_text_inside() -> None:
+    assert unwrap_code('document.write("Reviews help.");') == "Reviews help."
+    assert unwrap_code("print('Reviews help.')") == "Reviews help."
+    assert unwrap_code(");") == ""
+    assert unwrap_code("Reviews help (most of the time).") == "Reviews help (most of the time)."
+
+
+def test_self_introductions_with_invented_names() -> None:
+    assert introduces_someone("Hey everyone, I'm Alexei, a professional.", set())
+    assert introduces_someone("My name is Sarah and I lead a team.", set())
+    assert not introduces_someone("I'm Priya and I lead a team.", {"priya"})
+    assert not introduces_someone("I'm Excited About Reviews", set())
+    assert not introduces_someone("I'm proud of my team.", set())
+
+
+def test_clean_line_drops_persona_and_assistant_sentences() -> None:
+    line = (
+        "Hey everyone, I'm Alexei, a professional and AI assistant. Reviews made us faster. "
+        "Let me know if you want another version."
+    )
+    assert clean_line(line, set()) == "Reviews made us faster."
+    assert clean_line("This message conveys the importance of feedback.", set()) == ""
+
+
+def test_section_labels_and_headings() -> None:
+    assert without_section_label("Introduction: Reviews help.") == "Reviews help."
+    assert without_section_label("Key Points:") == ""
+    assert without_section_label("Story time is over.") == "Story time is over."
+
+
+def test_greetings_are_no_hook() -> None:
+    assert without_greeting("Hey everyone, today we ship.") == "Today we ship."
+    assert without_greeting("Hey everyone!") == ""
+    assert without_greeting("Hello world programs are useless.") == (
+        "Hello world programs are useless."
+    )
+
+
+def test_body_lines_lose_headlines_and_restated_topics() -> None:
+    lines = [
+        '"Migrating a Monolith to Microservices and Back: A Case Study"',
+        "Why code review makes teams faster",
+        "",
+        "Reviews got smaller.",
+    ]
+    assert clean_body_lines(lines, set(), TOPIC, "A hook") == ["", "Reviews got smaller."]
+
+
+def test_compiled_post_from_real_model_text_has_no_craft_defect() -> None:
+    request = PostRequest(topic=TOPIC, length=PostLength.short, num_hashtags=2)
+    raw_body = (
+        "\"Hey everyone, I'm Alexei, a professional and AI assistant.\n\n"
+        "Introduction: " + BODY + "\n\nI'm here to help inspire everyone. Let me know if you "
+        "have questions!"
+    )
+    post = PostCompiler("m").compile(
+        request, '"Why Code Review Makes Teams Faster - A New Approach by', raw_body, "#Code"
+    )
+    assert {name: why for name, why in find_defects(post, request).items() if why} == {}
+    low, high = LENGTH_BANDS[request.length]
+    assert low <= len(post.content) <= high
+    # The hook line restated the topic: the body's first sentence opens the post instead.
+    assert post.title == "Last year our team waited two days for every review."
+    assert post.content.startswith("Pull requests piled up")
+    assert "Alexei" not in post.text and "help" not in post.text
+
+
+def test_a_hook_line_of_the_models_own_is_kept() -> None:
+    request = PostRequest(topic=TOPIC, length=PostLength.short, num_hashtags=0)
+    post = PostCompiler("m").compile(request, "Reviews are our fastest teacher.", BODY, "")
+    assert post.title == "Reviews are our fastest teacher."
+    assert post.content == BODY
+
+
+def test_the_topic_stays_the_hook_when_the_body_cannot_spare_a_sentence() -> None:
+    request = PostRequest(topic=TOPIC, length=PostLength.short, num_hashtags=0)
+    body = "Reviews take two days here. We will change that, one small pull request at a time."
+    post = PostCompiler("m").compile(request, TOPIC, body, "")
+    assert post.title == TOPIC
+    assert post.content == body
+
+
+# --- best of n: the Compiler's choice among candidates ---------------------------------------
+
+
+def test_the_first_hook_line_that_makes_a_hook_wins() -> None:
+    request = PostRequest(topic=TOPIC, length=PostLength.short, num_hashtags=0)
+    titles = [
+        "<request><title>Why code review makes teams faster</title></request>",
+        "I'm ready to help. What's the topic?",
+        "Our reviews took two days. Then we set one rule.",
+        "Reviews are a gift.",
+    ]
+    post = PostCompiler("m").compile(request, titles, BODY, "")
+    assert post.title == "Our reviews took two days."
+    assert post.content == BODY
+
+
+def test_a_body_inside_its_band_beats_one_cut_short_by_clean_up() -> None:
+    request = PostRequest(topic=TOPIC, length=PostLength.short, num_hashtags=0)
+    holed = (
+        "I'm Alex, the team lead at [Company]. Let me know if you need anything. "
+        "Reviews help at [Company Name]."
+    )
+    post = PostCompiler("m").compile(request, "Reviews are a gift.", [holed, BODY], "")
+    assert post.content == BODY
+
+
+def test_of_two_bodies_in_band_the_one_on_topic_wins() -> None:
+    request = PostRequest(topic=TOPIC, length=PostLength.short, num_hashtags=0)
+    off_topic = (
+        "Yoga mats come in many colours. I bought a green one last spring and it changed my "
+        "mornings. Stretching for ten minutes a day keeps my back happy and my mind calm."
+    )
+    post = PostCompiler("m").compile(request, "Reviews are a gift.", [off_topic, BODY], "")
+    assert post.content == BODY
