@@ -39,7 +39,7 @@ from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.metrics import PROMETHEUS_CONTENT_TYPE, CacheMetrics, NodeMetrics
 from deployments.model_deployments import ContentModel, HashtagModel, TitleModel
 from deployments.model_loader import resolve_model_source
-from deployments.prompts import build_job
+from deployments.prompts import post_jobs, wants_all_candidates
 from deployments.readiness import decide, deployment_states, probe
 from deployments.schemas import (
     BatchPostRequest,
@@ -321,6 +321,7 @@ class CacheLookup:
         self.compiler = compiler
         self.metrics = CacheMetrics()
         self._refresher: asyncio.Task[None] | None = None
+        self._writing = 0  # posts this replica is writing now: the load best of n follows
 
     async def posts(self, requests: list[PostRequest]) -> list[dict[str, Any]]:
         """For each request: {"post": Post as a dict, "layer": which cache layer answered (None:
@@ -359,32 +360,44 @@ class CacheLookup:
         return [_answer(post, layer, key, lookup_ms) for (post, layer), key in zip(resolved, keys)]
 
     async def write_post(self, request: PostRequest) -> dict[str, Any]:
-        """The three parts at once, then the Compiler. Returns what the cache stores."""
+        """Every part at once (several hook lines and bodies while this replica is not busy),
+        then the Compiler. Returns what the cache stores."""
         seed = request.seed if request.seed is not None else uuid.uuid4().int % 2**63
-        parts = ["title", "content"] + (["hashtags"] if request.num_hashtags else [])
+        busy_writes = self.settings.generation.candidates.busy_writes
+        jobs = post_jobs(
+            request,
+            seed,
+            self.settings.generation,
+            all_candidates=wants_all_candidates(request, self._writing, busy_writes),
+        )
         started = time.perf_counter()
-        responses = [
-            self.models[part].generate.remote(
-                build_job(part, request, seed, self.settings.generation)  # type: ignore[arg-type]
-            )
-            for part in parts
-        ]
+        self._writing += 1
         try:
-            results: list[GenerationResult] = await asyncio.gather(*responses)
-        except BaseException:
-            # Cancelled, or one part failed or was shed (a full model queue): nobody will use the
-            # other parts of this post, so stop decoding them.
-            for response in responses:
-                response.cancel()
-            raise
-        by_part = dict(zip(parts, results))
+            responses = {
+                part: [self.models[part].generate.remote(job) for job in part_jobs]
+                for part, part_jobs in jobs.items()
+            }
+            everything = [response for part in responses.values() for response in part]
+            try:
+                flat: list[GenerationResult] = await asyncio.gather(*everything)
+            except BaseException:
+                # Cancelled, or one part failed or was shed (a full model queue): nobody will
+                # use the other parts of this post, so stop decoding them.
+                for response in everything:
+                    response.cancel()
+                raise
+        finally:
+            self._writing -= 1
+        results = iter(flat)
+        by_part = {part: [next(results) for _ in part_jobs] for part, part_jobs in jobs.items()}
         generation_ms = _ms_since(started)
         compile_started = time.perf_counter()
+        hashtags = by_part.get("hashtags")
         post: Post = await self.compiler.compile.remote(
-            request, by_part["title"], by_part["content"], by_part.get("hashtags")
+            request, by_part["title"], by_part["content"], hashtags[0] if hashtags else None
         )
         post.metadata.timings_ms = {
-            **{part: round(result.elapsed_ms, 1) for part, result in by_part.items()},
+            **{part: round(max(r.elapsed_ms for r in rs), 1) for part, rs in by_part.items()},
             "generation": generation_ms,
             "compile": _ms_since(compile_started),
         }

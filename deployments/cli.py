@@ -49,24 +49,26 @@ def _generate_local(request: PostRequest) -> dict[str, Any]:
     from deployments.compiler import PostCompiler
     from deployments.generator import TextGenerator
     from deployments.model_loader import load_model
-    from deployments.prompts import build_job
+    from deployments.prompts import post_jobs
     from deployments.settings import AppSettings
 
     settings = AppSettings.load()
     started = time.perf_counter()
     generator = TextGenerator(load_model(settings.model), settings.generation, settings.model)
     seed = request.seed if request.seed is not None else secrets.randbits(63)
-    parts = ("title", "content", "hashtags")
-    # The three parts go through the model as one batch.
-    results = generator.generate_batch(
-        [build_job(p, request, seed, settings.generation) for p in parts]
+    # Every part and candidate goes through the model as one batch (one post: nothing is busy).
+    jobs = post_jobs(request, seed, settings.generation, all_candidates=True)
+    results = iter(generator.generate_batch([job for part in jobs.values() for job in part]))
+    texts: dict[str, list[str]] = {}
+    for part, part_jobs in jobs.items():
+        for result in (next(results) for _ in part_jobs):
+            if isinstance(result, Exception):
+                raise SystemExit(f"generation failed: {result}")
+            texts.setdefault(part, []).append(result.text)
+    hashtags = texts.get("hashtags", [""])[0]
+    post = PostCompiler(generator.model_id).compile(
+        request, texts["title"], texts["content"], hashtags
     )
-    texts = []
-    for result in results:
-        if isinstance(result, Exception):
-            raise SystemExit(f"generation failed: {result}")
-        texts.append(result.text)
-    post = PostCompiler(generator.model_id).compile(request, *texts)
     post.metadata.timings_ms = {"total": round((time.perf_counter() - started) * 1000, 1)}
     return post.model_dump(mode="json")
 

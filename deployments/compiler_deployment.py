@@ -21,10 +21,14 @@ class Compiler:
     def compile(
         self,
         request: PostRequest,
-        title: GenerationResult,
-        content: GenerationResult,
+        titles: list[GenerationResult],
+        contents: list[GenerationResult],
         hashtags: GenerationResult | None,
     ) -> Post:
+        """The post from each part's candidates (one or more hook lines and bodies)."""
         return self.compiler.compile(
-            request, title.text, content.text, hashtags.text if hashtags else ""
+            request,
+            [result.text for result in titles],
+            [result.text for result in contents],
+            hashtags.text if hashtags else "",
         )

@@ -85,6 +85,27 @@ class ModelSettings(_Section):
         return self
 
 
+class CandidateSettings(_Section):
+    """Best of n: samples of a part the Compiler chooses from, while the replicas have room.
+
+    A 135M model's hook line is often unusable (a tag, an assistant reply, the topic restated);
+    hook lines are ~30 tokens, so a few more rows decoded beside the body cost little at low
+    load. At high load every row is another post's, so unseeded posts get one of each part."""
+
+    # Measured on 72 posts (benchmarks/quality-runs/post-craft/): posts passing every contract
+    # check with no craft defect, 1 hook line and 1 body 62, 3 and 1 67, 3 and 2 71.
+    title: int = Field(3, ge=1, le=8, description="Hook lines sampled per post.")
+    content: int = Field(2, ge=1, le=4, description="Bodies sampled per post.")
+    busy_writes: int = Field(
+        2,
+        ge=0,
+        le=256,
+        description="A CacheLookup replica writing more posts than this at once asks for one "
+        "sample of each part for a post without a seed. A post with a seed always gets every "
+        "candidate, so that one seed gives one post whatever the load.",
+    )
+
+
 class GenerationSettings(_Section):
     """Sampling and token budgets for each part of a post."""
 
@@ -121,6 +142,7 @@ class GenerationSettings(_Section):
         {"short": 45, "medium": 90, "long": 170},
         description="End-of-text is suppressed until a body has this many tokens.",
     )
+    candidates: CandidateSettings = CandidateSettings()
 
     @field_validator("content_max_new_tokens", "content_min_new_tokens")
     @classmethod

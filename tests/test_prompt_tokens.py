@@ -54,9 +54,11 @@ def test_special_tokens_in_user_text_are_plain_characters(tokenizer: Any, field:
     injected = _ids(
         tokenizer, _job(**{"topic": "Team building", "audience": "managers", field: INJECTION})
     )
-    # system, user, assistant: the template's three turns and no more.
-    assert _count(plain, im_start) == _count(injected, im_start) == 3
-    assert _count(plain, im_end) == _count(injected, im_end) == 2
+    # The template's own turns (system, the worked examples, the request, the assistant's
+    # answer to come) and no more.
+    turns = len(_job(topic="Team building").messages) + 1
+    assert _count(plain, im_start) == _count(injected, im_start) == turns
+    assert _count(plain, im_end) == _count(injected, im_end) == turns - 1
     assert "<|im_start|>system" in tokenizer.decode(injected)  # still there, as text
 
 
@@ -76,8 +78,8 @@ def test_a_long_topic_is_cut_and_the_template_kept(tokenizer: Any) -> None:
         job.messages, add_generation_prompt=True, tokenize=False
     )
     assert len(tokenizer(rendered, add_special_tokens=False)["input_ids"]) > 900
-    ids = _ids(tokenizer, job, max_tokens=256)
-    assert len(ids) <= 256
+    ids = _ids(tokenizer, job, max_tokens=448)
+    assert len(ids) <= 448
     text = tokenizer.decode(ids)
     assert text.endswith("</request><|im_end|>\n<|im_start|>assistant\n")
     assert "Audience: 工程经理" in text  # the short span is left alone
@@ -94,6 +96,7 @@ def test_nothing_is_cut_under_budget_and_spans_keep_a_minimum(tokenizer: Any) ->
     ids = _ids(tokenizer, long_topic, max_tokens=40)
     text = tokenizer.decode(ids)
     assert text.endswith("<|im_start|>assistant\n")
-    topic_line = next(line for line in text.splitlines() if line.startswith("Topic: "))
+    # The request's topic is the last one (the worked examples' come first).
+    topic_line = [line for line in text.splitlines() if line.startswith("Topic: ")][-1]
     assert topic_line.endswith(TRUNCATION_MARKER)
     assert len(tokenizer(topic_line.removeprefix("Topic: "))["input_ids"]) <= MIN_SPAN_TOKENS + 2

@@ -23,8 +23,9 @@ ANY_DELIMITER = re.compile(r"<\s*/?\s*request\s*>", re.IGNORECASE)
 
 
 def user_text(part: str, request: PostRequest) -> str:
+    """The request's own turn (the last: worked examples come before it)."""
     messages = build_messages(part, request)
-    return messages[1]["content"]
+    return messages[-1]["content"]
 
 
 def request_block(text: str) -> str:
@@ -48,7 +49,10 @@ def is_echo(line: str) -> bool:
 @pytest.mark.parametrize("part", PARTS)
 def test_messages_are_system_then_user(part: str) -> None:
     messages = build_messages(part, PostRequest(topic=TOPIC))
-    assert [m["role"] for m in messages] == ["system", "user"]
+    # The system prompt, worked examples as earlier turns (user, assistant), then the request.
+    roles = [m["role"] for m in messages]
+    assert roles[0] == "system" and roles[-1] == "user"
+    assert roles[1:-1] == ["user", "assistant"] * ((len(roles) - 2) // 2)
     assert messages[0]["content"] == SYSTEM_PROMPT
     assert all(set(m) == {"role", "content"} for m in messages)
 
@@ -114,7 +118,7 @@ def test_any_topic_leaves_exactly_one_request_block(pieces: list[str], part: str
 def test_instructions_differ_per_part() -> None:
     request = PostRequest(topic=TOPIC, num_hashtags=4, length="long", tone="humorous")
     title, content, hashtags = (user_text(p, request) for p in PARTS)
-    assert "hook line" in title
+    assert "opening line" in title
     assert "List 6 relevant LinkedIn hashtags" in hashtags  # two spare for dedup
     assert "5 paragraphs" in content
     for text in (title, content):
@@ -243,7 +247,10 @@ def test_different_seeds_give_different_part_seeds() -> None:
         "Write one professional hook line for a LinkedIn post",
         "List 5 relevant LinkedIn hashtags",
         "Reply with the hashtags only.",
-        "You are an experienced LinkedIn ghostwriter.",
+        "You write LinkedIn posts in the voice of the person who will publish them.",
+        # A worked example copied back.
+        "Every Friday, my team shows one thing that works. Nobody prepares slides.",
+        "I used to say yes to everything.",
     ],
 )
 def test_echo_patterns_catch_echoes(line: str) -> None:
@@ -281,3 +288,49 @@ def test_every_line_of_every_prompt_is_recognised_as_an_echo(part: str, tone: To
         for line in message["content"].splitlines():
             if line.strip():
                 assert is_echo(line), line
+
+
+# --- post_jobs: every job of one post, candidates included -----------------------------------
+
+
+def test_post_jobs_ask_every_candidate_or_one_of_each() -> None:
+    from deployments.prompts import CANDIDATE_SEED_STEP, post_jobs
+    from deployments.settings import CandidateSettings
+
+    generation = GenerationSettings(candidates=CandidateSettings(title=3, content=2))
+    request = PostRequest(topic=TOPIC, num_hashtags=2)
+    jobs = post_jobs(request, 100, generation, all_candidates=True)
+    assert {part: len(part_jobs) for part, part_jobs in jobs.items()} == {
+        "title": 3,
+        "content": 2,
+        "hashtags": 1,
+    }
+    # Candidate 0 is the single sample's job; the others draw their own random streams.
+    single = post_jobs(request, 100, generation, all_candidates=False)
+    assert {part: len(part_jobs) for part, part_jobs in single.items()} == {
+        "title": 1,
+        "content": 1,
+        "hashtags": 1,
+    }
+    assert jobs["title"][0] == single["title"][0] == build_job("title", request, 100, generation)
+    seeds = [job.seed for job in jobs["title"]]
+    assert seeds == [100, 100 + CANDIDATE_SEED_STEP, 100 + 2 * CANDIDATE_SEED_STEP]
+
+
+def test_post_jobs_skip_hashtags_when_none_are_asked() -> None:
+    from deployments.prompts import post_jobs
+
+    jobs = post_jobs(
+        PostRequest(topic=TOPIC, num_hashtags=0), 1, GenerationSettings(), all_candidates=True
+    )
+    assert set(jobs) == {"title", "content"}
+
+
+def test_candidates_follow_the_load_unless_the_post_is_seeded() -> None:
+    from deployments.prompts import wants_all_candidates
+
+    unseeded, seeded = PostRequest(topic=TOPIC), PostRequest(topic=TOPIC, seed=7)
+    assert wants_all_candidates(unseeded, writing=0, busy_writes=2)
+    assert wants_all_candidates(unseeded, writing=2, busy_writes=2)
+    assert not wants_all_candidates(unseeded, writing=3, busy_writes=2)
+    assert wants_all_candidates(seeded, writing=30, busy_writes=2)
