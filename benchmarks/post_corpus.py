@@ -38,15 +38,28 @@ def _record(seed_base: int, request: PostRequest, raw: dict[str, str], post: Any
     }
 
 
+def records_of(seed_base: int, generated: quality.Generated) -> list[dict]:
+    return [
+        _record(seed_base, request, {part: texts[i] for part, texts in generated.raw.items()}, post)
+        for i, (request, post) in enumerate(zip(generated.requests, generated.posts))
+    ]
+
+
+def write_records(path: Path, records: Sequence[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def write_corpus(path: Path, seed_base: int, generated: quality.Generated) -> None:
+    write_records(path, records_of(seed_base, generated))
+
+
 def generate(seed_bases: Sequence[int], out: Path) -> list[dict]:
-    records = []
+    records: list[dict] = []
     for seed_base in seed_bases:
         requests = quality.quality_requests(None, seed_base)
         generated = quality.generate_posts(requests, on_step=lambda text: print(text, flush=True))
-        for i, (request, post) in enumerate(zip(generated.requests, generated.posts)):
-            raw = {part: texts[i] for part, texts in generated.raw.items()}
-            records.append(_record(seed_base, request, raw, post))
-        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        records += records_of(seed_base, generated)
+        write_records(out, records)
     return records
 
 
@@ -152,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.as_saved:
             records = recompile(records, first_candidate_only=args.first_candidate_only)
         if args.out:
-            args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            write_records(args.out, records)
     scored = score(records, relevance=not getattr(args, "no_relevance", False))
     if getattr(args, "show", None):
         print(show(records, scored, args.show))

@@ -945,4 +945,10 @@ def run(ctx: Context) -> ScenarioReport:
         evaluation = evaluate(generated.requests, generated.posts, embedder)
     with ctx.step("quality: report"):
         report = build_report(evaluation, generated)
+        if ctx.results_dir is not None:
+            from benchmarks.post_corpus import write_corpus
+
+            # Every post with its raw candidates, to read and to re-score offline.
+            path = ctx.results_dir / f"quality-posts-{ctx.quality_seed_base}.jsonl"
+            write_corpus(path, ctx.quality_seed_base, generated)
     return report

@@ -435,3 +435,18 @@ def test_reference_bodies_belong_to_known_topics() -> None:
     assert set(REFERENCE_BODIES) <= set(range(len(QUALITY_REQUESTS)))
     for body in REFERENCE_BODIES.values():
         assert failed(draft(content=body), request(length="short")) == set()
+
+
+def test_a_craft_defect_is_reported_and_makes_a_post_unpublishable() -> None:
+    persona = draft(content="I'm Alexei, and I lead our platform team.\n\n" + GOOD_BODY)
+    ev = _evaluation([[0.7, 0.1], [0.1, 0.7]], [draft(), persona])
+    assert [ev.passed(i) for i in range(2)] == [True, True]  # the contract does not see it
+    assert [ev.publishable(i) for i in range(2)] == [True, False]
+    report = build_report(ev)
+    assert report.headline["publishable_rate"] == pytest.approx(1 / 2)
+    _, craft_defects, _, posts, failures = report.tables
+    rows = {row[0]: row for row in craft_defects.rows}
+    assert rows["invented_persona"][1] == 1 and rows["assistant_talk"][1] == 0
+    assert any("NOT met" in note for note in craft_defects.notes)
+    assert "invented_persona" in posts.rows[1][-1]
+    assert (2, "invented_persona") in {(row[0], row[2]) for row in failures.rows}
