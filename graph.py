@@ -368,7 +368,7 @@ class CacheLookup:
             request,
             seed,
             self.settings.generation,
-            all_candidates=wants_all_candidates(request, self._writing, busy_writes),
+            all_candidates=wants_all_candidates(self._writing, busy_writes),
         )
         started = time.perf_counter()
         self._writing += 1

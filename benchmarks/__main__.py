@@ -99,12 +99,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="client counts of the graph scenario (default: the plan's); e.g. 1 32 to compare "
         "two versions of the service at those levels in one sitting",
     )
-    parser.add_argument(
-        "--seeded",
-        action="store_true",
-        help="generation loads (graph, tuning) send a seed with every request, so every post "
-        "gets every candidate of best of n (default: no seed, as ordinary traffic)",
-    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scenarios) - set(ALL_SCENARIOS))
     if unknown:
@@ -133,8 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     if args.graph_levels:
         plan = dataclasses.replace(plan, graph_levels=tuple(args.graph_levels))
-    if args.seeded:
-        plan = dataclasses.replace(plan, seeded=True)
     limit = SCENARIO_LIMIT_S["quick" if args.quick else "full"]
     out: Path = args.out or (
         Path(tempfile.mkdtemp(prefix="linkedin-posts-bench-")) / "RESULTS.md"

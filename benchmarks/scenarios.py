@@ -84,10 +84,6 @@ class Plan:
     nocache_requests: int
     nocache_concurrency: int
     nocache_budget_s: float
-    # Generation loads send a seed with every request. A seeded post always gets every candidate
-    # of best of n (deployments.prompts.wants_all_candidates), so this measures that path; the
-    # default sends none, as ordinary traffic does, and the service picks candidates by load.
-    seeded: bool = False
 
 
 FULL = Plan(
@@ -349,8 +345,8 @@ def prefill(ctx: Context, url: str) -> list[dict[str, Any]]:
 
 def generation_load(ctx: Context, url: str, clients: int, *, warm_up: bool = True) -> LoadRun:
     """One warm-up post (unless `warm_up` is false), then `clients` clients in closed loop
-    asking for fresh `LENGTH` posts (cache off; a new seed each when the plan is `seeded`, else
-    none) for the plan's duration; the answers keep their text."""
+    asking for fresh `LENGTH` posts (cache off, a new seed each) for the plan's duration; the
+    answers keep their text."""
     plan = ctx.plan
     load = Load(
         concurrency=clients,
@@ -365,10 +361,7 @@ def generation_load(ctx: Context, url: str, clients: int, *, warm_up: bool = Tru
             client.post(f"{url}/v1/posts", json=warm).raise_for_status()
 
     def body_for(i: int) -> dict[str, Any]:
-        body = request_body(i, seeds[i + 1], length=LENGTH, use_cache=False)
-        if not plan.seeded:
-            del body["seed"]
-        return body
+        return request_body(i, seeds[i + 1], length=LENGTH, use_cache=False)
 
     return run_load(
         http_target(f"{url}/v1/posts", body_for, clients, load.hard_limit_s, post_text), load
@@ -642,9 +635,8 @@ def graph(ctx: Context) -> ScenarioReport:
     table = Table(
         title="Graph over HTTP, cache off",
         description=(
-            "POST /v1/posts with `use_cache: false`, `cache.enabled: false` and "
-            + ("a distinct seed per request" if plan.seeded else "no seed")
-            + f", `{LENGTH}` posts like the baseline, N clients in closed loop; "
+            f"POST /v1/posts with `use_cache: false`, `cache.enabled: false` and a distinct seed "
+            f"per request, `{LENGTH}` posts like the baseline, N clients in closed loop; "
             "posts/s is compared with the baseline's."
         ),
         headers=[

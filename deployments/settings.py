@@ -90,7 +90,7 @@ class CandidateSettings(_Section):
 
     A 135M model's hook line is often unusable (a tag, an assistant reply, the topic restated);
     hook lines are ~30 tokens, so a few more rows decoded beside the body cost little at low
-    load. At high load every row is another post's, so unseeded posts get one of each part."""
+    load. At high load every row is another post's, so posts get one of each part."""
 
     # Measured on 72 posts (benchmarks/quality-runs/post-craft/): posts passing every contract
     # check with no craft defect, 1 hook line and 1 body 62, 3 and 1 67, 3 and 2 71.
@@ -101,8 +101,8 @@ class CandidateSettings(_Section):
         ge=0,
         le=256,
         description="A CacheLookup replica writing more posts than this at once asks for one "
-        "sample of each part for a post without a seed. A post with a seed always gets every "
-        "candidate, so that one seed gives one post whatever the load.",
+        "sample of each part. A seed therefore gives one post while the replica is idle and "
+        "another when it is busy; title=1 and content=1 make a seed give one post always.",
     )
 
 

@@ -326,11 +326,10 @@ def test_post_jobs_skip_hashtags_when_none_are_asked() -> None:
     assert set(jobs) == {"title", "content"}
 
 
-def test_candidates_follow_the_load_unless_the_post_is_seeded() -> None:
+def test_candidates_follow_the_load() -> None:
     from deployments.prompts import wants_all_candidates
 
-    unseeded, seeded = PostRequest(topic=TOPIC), PostRequest(topic=TOPIC, seed=7)
-    assert wants_all_candidates(unseeded, writing=0, busy_writes=2)
-    assert wants_all_candidates(unseeded, writing=2, busy_writes=2)
-    assert not wants_all_candidates(unseeded, writing=3, busy_writes=2)
-    assert wants_all_candidates(seeded, writing=30, busy_writes=2)
+    assert wants_all_candidates(writing=0, busy_writes=2)
+    assert wants_all_candidates(writing=2, busy_writes=2)
+    assert not wants_all_candidates(writing=3, busy_writes=2)
+    assert not wants_all_candidates(writing=1, busy_writes=0)
