@@ -17,10 +17,12 @@ from the environment and the defaults, for `serve build graph:app` and `serve ru
 """
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Query, Request, Response
@@ -32,6 +34,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.cache import TieredCache
 from deployments.cache_keys import cache_key
+from deployments.compiler import body_below_band
 from deployments.compiler_deployment import Compiler
 from deployments.edge import Caller, Edge, EdgeMiddleware
 from deployments.errors import ApiError, error_response, install_error_handlers
@@ -39,13 +42,14 @@ from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.metrics import PROMETHEUS_CONTENT_TYPE, CacheMetrics, NodeMetrics
 from deployments.model_deployments import ContentModel, HashtagModel, TitleModel
 from deployments.model_loader import resolve_model_source
-from deployments.prompts import post_jobs, wants_all_candidates
+from deployments.prompts import extra_body_job, post_jobs, wants_all_candidates
 from deployments.readiness import decide, deployment_states, probe
 from deployments.schemas import (
     BatchPostRequest,
     BatchPostResponse,
     CacheDeleted,
     CacheInfo,
+    GenerationJob,
     GenerationResult,
     Post,
     PostRequest,
@@ -69,6 +73,16 @@ api.add_middleware(EdgeMiddleware)
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Adds the block's milliseconds to timings[name]."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] += (time.perf_counter() - started) * 1000
 
 
 def _answer(post: dict[str, Any], layer: str | None, key: str, lookup_ms: float) -> dict:
@@ -361,48 +375,63 @@ class CacheLookup:
 
     async def write_post(self, request: PostRequest) -> dict[str, Any]:
         """Every part at once (several hook lines and bodies while this replica is not busy),
-        then the Compiler. Returns what the cache stores."""
+        then the Compiler; one more body when clean-up left the body short of its length band.
+        Returns what the cache stores."""
         seed = request.seed if request.seed is not None else uuid.uuid4().int % 2**63
-        busy_writes = self.settings.generation.candidates.busy_writes
+        generation = self.settings.generation
         jobs = post_jobs(
             request,
             seed,
-            self.settings.generation,
-            all_candidates=wants_all_candidates(self._writing, busy_writes),
+            generation,
+            all_candidates=wants_all_candidates(self._writing, generation.candidates.busy_writes),
         )
-        started = time.perf_counter()
+        timings = {"generation": 0.0, "compile": 0.0}
         self._writing += 1
         try:
-            responses = {
-                part: [self.models[part].generate.remote(job) for job in part_jobs]
-                for part, part_jobs in jobs.items()
-            }
-            everything = [response for part in responses.values() for response in part]
-            try:
-                flat: list[GenerationResult] = await asyncio.gather(*everything)
-            except BaseException:
-                # Cancelled, or one part failed or was shed (a full model queue): nobody will
-                # use the other parts of this post, so stop decoding them.
-                for response in everything:
-                    response.cancel()
-                raise
+            pending = [(part, job) for part, part_jobs in jobs.items() for job in part_jobs]
+            by_part: dict[str, list[GenerationResult]] = {part: [] for part in jobs}
+            with _timed(timings, "generation"):
+                results = await self._generate(pending)
+            for (part, _), result in zip(pending, results):
+                by_part[part].append(result)
+            with _timed(timings, "compile"):
+                post = await self._compile(request, by_part)
+            if body_below_band(request, post.content):
+                # What the Compiler removed (a body of holes, letter talk or an invented persona)
+                # left too little: one more sample of the body, and the best of all of them.
+                extra = extra_body_job(request, seed, generation, len(by_part["content"]))
+                with _timed(timings, "generation"):
+                    by_part["content"] += await self._generate([("content", extra)])
+                with _timed(timings, "compile"):
+                    post = await self._compile(request, by_part)
         finally:
             self._writing -= 1
-        results = iter(flat)
-        by_part = {part: [next(results) for _ in part_jobs] for part, part_jobs in jobs.items()}
-        generation_ms = _ms_since(started)
-        compile_started = time.perf_counter()
-        hashtags = by_part.get("hashtags")
-        post: Post = await self.compiler.compile.remote(
-            request, by_part["title"], by_part["content"], hashtags[0] if hashtags else None
-        )
         post.metadata.timings_ms = {
             **{part: round(max(r.elapsed_ms for r in rs), 1) for part, rs in by_part.items()},
-            "generation": generation_ms,
-            "compile": _ms_since(compile_started),
+            **{name: round(ms, 1) for name, ms in timings.items()},
         }
         # The request travels with the post so that popular entries can be refreshed.
         return {**post.model_dump(mode="json"), "request": request.model_dump(mode="json")}
+
+    async def _generate(self, jobs: list[tuple[str, GenerationJob]]) -> list[GenerationResult]:
+        """Each job on its part's model deployment, all at once; the results in order."""
+        responses = [self.models[part].generate.remote(job) for part, job in jobs]
+        try:
+            return list(await asyncio.gather(*responses))
+        except BaseException:
+            # Cancelled, or one part failed or was shed (a full model queue): nobody will use
+            # the other parts of this post, so stop decoding them.
+            for response in responses:
+                response.cancel()
+            raise
+
+    async def _compile(
+        self, request: PostRequest, by_part: dict[str, list[GenerationResult]]
+    ) -> Post:
+        hashtags = by_part.get("hashtags")
+        return await self.compiler.compile.remote(
+            request, by_part["title"], by_part["content"], hashtags[0] if hashtags else None
+        )
 
     async def check_health(self) -> None:
         # A degraded cache layer is not ill health (requests are still answered); a broken

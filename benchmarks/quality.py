@@ -3,11 +3,12 @@ that keep the post contract and stay on topic?
 
 24 fixed requests (engineering, leadership, careers, product, data; every tone, length and
 0-6 hashtags, some with an audience or a call to action) with fixed seeds are generated in this
-process exactly as the model deployments do it: the jobs of one part built with `build_job`, in
-batches of `CHUNK` through `TextGenerator.generate_batch`, then `PostCompiler.compile`.
-Each post is scored by the pure `check_*` functions below (no model needed, see
-tests/test_quality.py) and, for relevance, by the cosine between all-MiniLM-L6-v2 embeddings of
-its topic and its body.
+process exactly as an idle service writes them: every job of a post (`post_jobs`, all
+candidates), in batches of `CHUNK` through `TextGenerator.generate_batch`, then
+`PostCompiler.compile` (one more body where the body came out short). Each post is scored by the
+pure `check_*` functions below (no model needed, see tests/test_quality.py), for relevance by
+the cosine between all-MiniLM-L6-v2 embeddings of its topic and its body, and for the defects a
+reader sees at once by benchmarks/craft.py.
 """
 
 from __future__ import annotations
@@ -635,15 +636,17 @@ def generate_posts(
     on_step: Callable[[str], Any] = lambda description: None,
     on_done: Callable[[], None] = lambda: None,
 ) -> Generated:
-    """Each part's jobs (`build_job`, the request's seed) in batches of `chunk` through
-    `TextGenerator.generate_batch`, then `PostCompiler.compile`: the model deployments' decode
-    loop without Ray. Bodies are batched by requested length."""
+    """Each post's jobs (`post_jobs` with every candidate, as an idle service asks them, the
+    request's seed) part by part in batches of `chunk` through `TextGenerator.generate_batch`,
+    then `PostCompiler.compile`, and one more body where the body came out short, as the
+    service's writer does: the model deployments' decode loop without Ray. Rows are batched by
+    token budget."""
     from transformers.utils import logging as transformers_logging
 
-    from deployments.compiler import PostCompiler
+    from deployments.compiler import PostCompiler, body_below_band
     from deployments.generator import TextGenerator
     from deployments.model_loader import load_model
-    from deployments.prompts import PARTS, post_jobs
+    from deployments.prompts import PARTS, extra_body_job, post_jobs
     from deployments.settings import AppSettings
 
     transformers_logging.disable_progress_bar()
@@ -682,12 +685,31 @@ def generate_posts(
         raw[part] = texts
         on_done()
 
-    posts = [
-        compiler.compile(
-            request, raw["title"][i], raw["content"][i], next(iter(raw["hashtags"][i]), "")
-        )
-        for i, request in enumerate(requests)
-    ]
+    def compile_post(i: int) -> Any:
+        hashtags = next(iter(raw["hashtags"][i]), "")
+        return compiler.compile(requests[i], raw["title"][i], raw["content"][i], hashtags)
+
+    posts = [compile_post(i) for i in range(len(requests))]
+    # As the service's writer does: one more body where clean-up left the body short.
+    short = [i for i, post in enumerate(posts) if body_below_band(requests[i], post.content)]
+    if short:
+        extra = [
+            extra_body_job(
+                requests[i], requests[i].seed or 0, settings.generation, len(raw["content"][i])
+            )
+            for i in short
+        ]
+        started = time.perf_counter()
+        for start in range(0, len(extra), chunk):
+            batch = short[start : start + chunk]
+            for i, result in zip(batch, generator.generate_batch(extra[start : start + chunk])):
+                if isinstance(result, Exception):
+                    raise RuntimeError(f"content of request {i} failed: {result}") from result
+                raw["content"][i].append(result.text)
+                new_tokens["content"] += result.new_tokens
+        seconds["content"] += time.perf_counter() - started
+        for i in short:
+            posts[i] = compile_post(i)
     return Generated(list(requests), posts, loaded.model_id, seconds, new_tokens, raw)
 
 
@@ -833,9 +855,10 @@ def build_report(evaluation: Evaluation, generated: Generated | None = None) -> 
         title="Post quality: checks",
         description=(
             f"{n} fixed requests (every tone and length, 0-6 hashtags, some with audience or "
-            "call to action) generated in-process the way the model deployments do "
-            f"(`build_job` per part, `TextGenerator.generate_batch` in batches of {CHUNK}, "
-            "`PostCompiler.compile`), each scored against the post contract and for relevance."
+            "call to action) generated in-process the way an idle service writes them "
+            "(`post_jobs` with every candidate, `TextGenerator.generate_batch` in batches of "
+            f"{CHUNK}, `PostCompiler.compile`, one more body where it came out short), each "
+            "scored against the post contract and for relevance."
         ),
         headers=["check", "posts", "passed", "failed", "pass rate", "what it checks"],
         rows=check_rows,

@@ -46,10 +46,10 @@ def _generate_local(request: PostRequest) -> dict[str, Any]:
     """In this process, without Ray: the same generator and compiler the graph uses."""
     import secrets
 
-    from deployments.compiler import PostCompiler
+    from deployments.compiler import PostCompiler, body_below_band
     from deployments.generator import TextGenerator
     from deployments.model_loader import load_model
-    from deployments.prompts import post_jobs
+    from deployments.prompts import extra_body_job, post_jobs
     from deployments.settings import AppSettings
 
     settings = AppSettings.load()
@@ -66,9 +66,15 @@ def _generate_local(request: PostRequest) -> dict[str, Any]:
                 raise SystemExit(f"generation failed: {result}")
             texts.setdefault(part, []).append(result.text)
     hashtags = texts.get("hashtags", [""])[0]
-    post = PostCompiler(generator.model_id).compile(
-        request, texts["title"], texts["content"], hashtags
-    )
+    compiler = PostCompiler(generator.model_id)
+    post = compiler.compile(request, texts["title"], texts["content"], hashtags)
+    if body_below_band(request, post.content):  # as the graph's writer: one more body
+        extra = extra_body_job(request, seed, settings.generation, len(texts["content"]))
+        result = generator.generate_batch([extra])[0]
+        if isinstance(result, Exception):
+            raise SystemExit(f"generation failed: {result}")
+        texts["content"].append(result.text)
+        post = compiler.compile(request, texts["title"], texts["content"], hashtags)
     post.metadata.timings_ms = {"total": round((time.perf_counter() - started) * 1000, 1)}
     return post.model_dump(mode="json")
 

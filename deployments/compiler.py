@@ -228,6 +228,11 @@ def _plain_text(text: str) -> str:
     return " ".join(strip_markup(strip_special_tokens(text)).split())
 
 
+def body_below_band(request: PostRequest, content: str) -> bool:
+    """The compiled body is shorter than its length band: the writer asks for another body."""
+    return len(content) < LENGTH_BANDS[request.length][0]
+
+
 def _same_text(a: str, b: str) -> bool:
     def norm(s: str) -> str:
         return "".join(ch for ch in s.casefold() if ch.isalnum())

@@ -199,6 +199,13 @@ def post_jobs(
     }
 
 
+def extra_body_job(
+    request: PostRequest, seed: int, generation: GenerationSettings, index: int
+) -> GenerationJob:
+    """Body candidate number `index` of a post: asked when clean-up left the first ones short."""
+    return build_job("content", request, seed + CANDIDATE_SEED_STEP * index, generation)
+
+
 # Lines of model output that repeat the prompt rather than answer it.
 _ACK = r"(?:sure|certainly|of course|absolutely|okay|ok)(?:\s+thing)?\b\s*[.!,:]*\s*"
 PROMPT_ECHO_PATTERNS: tuple[re.Pattern[str], ...] = (

@@ -162,3 +162,16 @@ def test_of_two_bodies_in_band_the_one_on_topic_wins() -> None:
     )
     post = PostCompiler("m").compile(request, "Reviews are a gift.", [off_topic, BODY], "")
     assert post.content == BODY
+
+
+def test_a_body_short_of_its_band_asks_for_another() -> None:
+    from deployments.compiler import body_below_band
+
+    request = PostRequest(topic=TOPIC, length=PostLength.short, num_hashtags=0)
+    low = LENGTH_BANDS[PostLength.short][0]
+    assert body_below_band(request, "x" * (low - 1))
+    assert not body_below_band(request, "x" * low)
+    holed = "I'm Alex, the team lead at [Company]. Let me know if you need anything."
+    assert body_below_band(
+        request, PostCompiler("m").compile(request, "A hook.", holed, "").content
+    )
