@@ -99,6 +99,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="client counts of the graph scenario (default: the plan's); e.g. 1 32 to compare "
         "two versions of the service at those levels in one sitting",
     )
+    parser.add_argument(
+        "--graph-duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds each graph level sends for (default: the plan's); longer is steadier",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scenarios) - set(ALL_SCENARIOS))
     if unknown:
@@ -127,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     if args.graph_levels:
         plan = dataclasses.replace(plan, graph_levels=tuple(args.graph_levels))
+    if args.graph_duration:
+        plan = dataclasses.replace(plan, graph_duration_s=args.graph_duration)
     limit = SCENARIO_LIMIT_S["quick" if args.quick else "full"]
     out: Path = args.out or (
         Path(tempfile.mkdtemp(prefix="linkedin-posts-bench-")) / "RESULTS.md"

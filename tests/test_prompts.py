@@ -250,7 +250,7 @@ def test_different_seeds_give_different_part_seeds() -> None:
         "You write LinkedIn posts in the voice of the person who will publish them.",
         # A worked example copied back.
         "Every Friday, my team shows one thing that works. Nobody prepares slides.",
-        "I used to say yes to everything.",
+        "Nobody prepares slides.",
     ],
 )
 def test_echo_patterns_catch_echoes(line: str) -> None:

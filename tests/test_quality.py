@@ -207,9 +207,8 @@ def test_the_word_assistant_in_a_sentence_is_fine() -> None:
         "Certainly!",
         "Here are the hashtags:",
         "You are an experienced LinkedIn ghostwriter.",
-        "Start with one strong sentence, then share one concrete insight or example from your "
-        "own work.",
-        "Plain text only: no title, no greeting, no quotes, no hashtags, no emojis, no lists.",
+        "Share one concrete insight or example.",
+        "Plain text only: no title, no greeting, no hashtags, no emojis, no lists.",
         "I wrote this about the topic below.",
         "[Request]",
         "Chat History:",
@@ -252,10 +251,7 @@ def test_prompt_sentences_cover_every_part_but_not_the_users_text() -> None:
     sentences = prompt_sentences(req)
     assert "reply with that sentence only" in sentences
     assert "reply with the hashtags only" in sentences
-    assert (
-        "start with one strong sentence then share one concrete insight or example from your "
-        "own work" in sentences
-    )
+    assert "share one concrete insight or example" in sentences
     assert not any("request handling" in s or "new managers" in s for s in sentences)
 
 
