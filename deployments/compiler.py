@@ -241,32 +241,10 @@ def _same_text(a: str, b: str) -> bool:
 
 
 # Words a hook cannot end on ("... Team Building & Leadership by"): what follows was cut off.
-_DANGLING_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "of",
-        "to",
-        "for",
-        "with",
-        "in",
-        "on",
-        "at",
-        "by",
-        "from",
-        "as",
-        "that",
-        "your",
-        "my",
-        "our",
-        "their",
-        "into",
-    ]
-)
+_DANGLING_TEXT = """
+a an the and or but of to for with in on at by from as that your my our their into
+"""
+_DANGLING_WORDS = frozenset(_DANGLING_TEXT.split())
 
 
 def _without_dangling_end(line: str) -> str:
@@ -278,27 +256,10 @@ def _without_dangling_end(line: str) -> str:
 
 _CUT_HOOK_WORDS = 14  # a hook line this long with no sentence end ran out of tokens
 # Words a line the token budget cut tends to stop on ("... product managers are").
-_CUT_ENDINGS = frozenset(
-    [
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "we",
-        "they",
-        "you",
-        "i",
-        "it",
-        "will",
-        "can",
-        "has",
-        "have",
-        "had",
-        "who",
-        "which",
-    ]
-)
+_CUT_ENDINGS_TEXT = """
+is are was were be we they you i it will can has have had who which
+"""
+_CUT_ENDINGS = frozenset(_CUT_ENDINGS_TEXT.split())
 
 
 def _word_keys(text: str) -> list[str]:

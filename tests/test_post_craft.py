@@ -175,3 +175,8 @@ def test_a_body_short_of_its_band_asks_for_another() -> None:
     assert body_below_band(
         request, PostCompiler("m").compile(request, "A hook.", holed, "").content
     )
+
+
+def test_a_quotation_ending_a_sentence_keeps_its_closing_quote() -> None:
+    line = 'My lead said "ship it." Let me know if you agree.'
+    assert clean_line(line, set()) == 'My lead said "ship it."'
