@@ -46,6 +46,7 @@ def records_of(seed_base: int, generated: quality.Generated) -> list[dict]:
 
 
 def write_records(path: Path, records: Sequence[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 

@@ -166,7 +166,8 @@ def wants_all_candidates(writing: int, busy_writes: int) -> bool:
     """Best of n where capacity is idle: every candidate while the writer has at most
     `busy_writes` other posts in hand, one of each part when it is busier. Seeded posts follow
     the load too: a seed gives one post per load class (measured: every candidate for seeded
-    posts at 32 clients cut posts/s to a third and shed four in five requests)."""
+    posts at 32 clients, with a first and longer draft of these prompts, cut posts/s to a third
+    and shed four in five requests)."""
     return writing <= busy_writes
 
 

@@ -92,8 +92,9 @@ class CandidateSettings(_Section):
     hook lines are ~30 tokens, so a few more rows decoded beside the body cost little at low
     load. At high load every row is another post's, so posts get one of each part."""
 
-    # Measured on 72 posts (benchmarks/quality-runs/post-craft/): posts passing every contract
-    # check with no craft defect, 1 hook line and 1 body 62, 3 and 1 67, 3 and 2 71.
+    # Measured on 72 posts (benchmarks/quality-runs/post-craft/, the tuning sets): posts passing
+    # every contract check with no craft defect, 1 hook line and 1 body 62, 3 and 1 65, 1 and 2
+    # 69, 3 and 2 70.
     title: int = Field(3, ge=1, le=8, description="Hook lines sampled per post.")
     content: int = Field(2, ge=1, le=4, description="Bodies sampled per post.")
     busy_writes: int = Field(

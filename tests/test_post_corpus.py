@@ -31,7 +31,7 @@ def _generated(raw_body: str) -> quality.Generated:
 
 
 def test_a_corpus_round_trips_and_compiles_again(tmp_path: Path) -> None:
-    path = tmp_path / "posts.jsonl"
+    path = tmp_path / "not-yet" / "posts.jsonl"  # the results folder may not exist yet
     post_corpus.write_corpus(path, 424242, _generated("I'm Alexei, an AI assistant. " + BODY))
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(records) == 2 and records[0]["raw"]["title"][1] == "Our reviews took two days."
