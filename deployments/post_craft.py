@@ -53,7 +53,8 @@ _ASSISTANT_TALK = re.compile(
     r"|\b(?:hear|learn)\s+more\s+about\s+your\s+(?:work|projects?|experiences?)\b"
     r"|\bjust\s+let\s+me\s+know\b|\bdon['’]?t\s+hesitate\s+to\b"
     r"|\b(?:i\s+will|i['’]ll)\s+(?:need\s+your|be\s+providing\s+you|provide\s+you)\b"
-    r"|\bhow\s+i\s+can\s+support\b|\bwhere\s+your\s+career\s+takes\s+you\b"
+    r"|\bhow\s+i\s+(?:can|could|might)\s+(?:help|assist|support)\b"
+    r"|\bwhere\s+your\s+career\s+takes\s+you\b"
     r"|\b(?:relevant|related)\s+to\s+your\s+(?:field|work|industry)\b"
     # "This is a simple example of a LinkedIn post", "Attached is a copy of the LinkedIn post".
     r"|\blinkedin\s+posts?\b",
@@ -79,7 +80,7 @@ _CODE_FENCE = re.compile(r"`{3,}\w*")
 _SECTION_LABEL = re.compile(
     r"^\s*(?:introduction|intro|conclusion|summary|outro|opening(?:\s+line)?|closing(?:\s+line)?"
     r"|paragraph\s*\d*|section\s*\d*|part\s*\d+|main\s+(?:body|points?)|final\s+thoughts"
-    r"|call[\s-]to[\s-]action|cta|background|context|story|key\s+takeaways?)"
+    r"|call[\s-]to[\s-]action|cta|background|context|story|key\s+takeaways?|premise)"
     r"\s*\d*\s*(?::|\s[\-\u2013\u2014])\s*",
     re.IGNORECASE,
 )

@@ -180,3 +180,12 @@ def test_a_body_short_of_its_band_asks_for_another() -> None:
 def test_a_quotation_ending_a_sentence_keeps_its_closing_quote() -> None:
     line = 'My lead said "ship it." Let me know if you agree.'
     assert clean_line(line, set()) == 'My lead said "ship it."'
+
+
+def test_misses_found_on_the_held_out_sets() -> None:
+    # Read in benchmarks/quality-runs/post-craft/heldout-*: a label of the prompt's in a body,
+    # and "how I could help" (the rule knew only "can").
+    assert without_section_label('Premise: "The future of business is data."') == (
+        '"The future of business is data."'
+    )
+    assert clean_line("Let's talk about how I could help. Data wins.", set()) == "Data wins."
