@@ -48,7 +48,8 @@ test: lint
 
 test-fast:
 	$(BIN)/pytest -q tests/test_textproc.py tests/test_compiler.py tests/test_schemas.py tests/test_prompts.py \
-		tests/test_settings.py tests/test_quality.py tests/test_benchmarks.py
+		tests/test_settings.py tests/test_quality.py tests/test_benchmarks.py tests/test_craft.py \
+		tests/test_post_craft.py tests/test_post_corpus.py
 
 bench:
 	$(BIN)/python -m benchmarks

@@ -21,8 +21,8 @@ from deployments.settings import GenerationSettings
 
 # Also bumped when how a post is drawn from the prompts changes: v4, the repetition penalty no
 # longer covers the prompt's tokens; v5, user text never tokenizes into control tokens and a long
-# topic is cut instead of the template (deployments.prompt_tokens); v6, the user's own voice,
-# examples of the shape wanted, and several hook lines to choose from.
+# topic is cut instead of the template (deployments.prompt_tokens); v6, the user's own voice, a
+# worked example of the hook line, and several candidates of a part to choose from.
 PROMPT_VERSION = "6"
 
 # The post is the user's own: "ghostwriter" and "assistant" in the prompt came back as invented
