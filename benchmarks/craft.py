@@ -73,80 +73,14 @@ _PAIRS = (("\u201c", "\u201d"), ("\u00ab", "\u00bb"))
 _QUOTE_CHARS = '"\u201c\u201d\u00ab\u00bb'
 
 # Capitalised words that follow "I'm" in prose without being a name.
-_NOT_NAMES = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "not",
-        "so",
-        "very",
-        "just",
-        "also",
-        "always",
-        "still",
-        "now",
-        "really",
-        "here",
-        "there",
-        "back",
-        "only",
-        "going",
-        "glad",
-        "happy",
-        "excited",
-        "proud",
-        "thrilled",
-        "grateful",
-        "honored",
-        "honoured",
-        "humbled",
-        "delighted",
-        "ready",
-        "sure",
-        "sorry",
-        "new",
-        "working",
-        "writing",
-        "sharing",
-        "looking",
-        "passionate",
-        "curious",
-        "convinced",
-        "certain",
-        "confident",
-        "learning",
-        "building",
-        "leading",
-        "starting",
-        "currently",
-        "finally",
-        "today",
-        "sharing",
-        "in",
-        "on",
-        "at",
-        "from",
-        "with",
-        "of",
-        "for",
-        "to",
-        "and",
-        "but",
-        "or",
-        "as",
-        "by",
-        "ai",
-        "american",
-        "british",
-        "canadian",
-        "indian",
-        "german",
-        "french",
-        "european",
-        "australian",
-    ]
-)
+_NOT_NAMES_TEXT = """
+a an the not so very just also always still now really here there back only going glad happy
+excited proud thrilled grateful honored honoured humbled delighted ready sure sorry new
+working writing sharing looking passionate curious convinced certain confident learning
+building leading starting currently finally today sharing in on at from with of for to and
+but or as by ai american british canadian indian german french european australian
+"""
+_NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
 _SELF_INTRO = re.compile(
     r"\b(?:I['’]m|I\s+am|(?i:my\s+name\s+is|my\s+name['’]s|name['’]s|this\s+is|call\s+me))"
     r"\s*,?\s+(?P<name>[A-Z][a-z\u00e0-\u00ff]+(?:\s+[A-Z][a-z\u00e0-\u00ff]+)?)\b(?!['’])"
@@ -232,41 +166,11 @@ _EMPTY_ANNOUNCEMENT = re.compile(
     r"|in\s+this\s+post\b|a\s+story\s+i\s+love\b|story\s+time\b)",
     re.IGNORECASE,
 )
-_DANGLING = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "of",
-        "to",
-        "for",
-        "with",
-        "in",
-        "on",
-        "at",
-        "by",
-        "from",
-        "as",
-        "that",
-        "your",
-        "my",
-        "our",
-        "their",
-        "its",
-        "into",
-        "about",
-        "than",
-        "is",
-        "are",
-        "be",
-        "this",
-        "these",
-        "those",
-    ]
-)
+_DANGLING_TEXT = """
+a an the and or but of to for with in on at by from as that your my our their its into about
+than is are be this these those
+"""
+_DANGLING = frozenset(_DANGLING_TEXT.split())
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"')\]\u201d\u2019\u00bb]*$")
 
 
