@@ -131,7 +131,9 @@ _ARTICLES = r"(?:the|a|an|my|our|your|their)"
 _HOLE = re.compile(
     rf"\b{_ARTICLES}(?:\s*[,.;:!?)]|\s+(?:and|or|to|of|for|at|by|with|from|in|on|who|is|are)\b)"
     r"|\b(?:with|by|from|of)\s+to\b|\b(?:at|with|by|from)\s+who\b"
-    r"|\b(?:by|from|called|named)(?:\s+and\b|\s*[,;:])|\bat\s*[,;]\s+(?:and|where|I)\b"
+    # Not "went by," or "by and large": those end or join well.
+    r"|\b(?:from|called|named)\s+and\b|\b(?:called|named)\s*[,;:]"
+    r"|\bat\s*[,;]\s+(?:and|where|I)\b"
     r"|\bI['’]m\s+(?:and|[,.])|\b(?:called|named)\s*[.!?]",
     re.IGNORECASE,
 )

@@ -197,3 +197,9 @@ def test_a_pronoun_ending_a_sentence_is_no_hole() -> None:
     assert "placeholder_hole" not in defects(
         body=f"{CLEAN_BODY}\n\nThey could do anything with her."
     )
+
+
+def test_a_preposition_that_ends_a_clause_is_no_hole() -> None:
+    # Found on held-out set 31782376: the check counted this as a hole.
+    line = "But as the days went by, I realized that it was about more than code."
+    assert "placeholder_hole" not in defects(body=f"{CLEAN_BODY}\n\n{line}")
