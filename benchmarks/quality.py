@@ -657,8 +657,8 @@ def generate_posts(
     compiler = PostCompiler(loaded.model_id)
     on_done()
 
-    # Every job of every post (post_jobs: the candidates of a part included, as a seeded post
-    # gets them in the service), decoded part by part in batches of `chunk`.
+    # Every job of every post (post_jobs: the candidates of a part included, as an idle service
+    # asks them), decoded part by part in batches of `chunk`.
     jobs_by_post = [
         post_jobs(request, request.seed or 0, settings.generation, all_candidates=True)
         for request in requests
