@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
-import time
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -643,10 +642,10 @@ def generate_posts(
     token budget."""
     from transformers.utils import logging as transformers_logging
 
-    from deployments.compiler import PostCompiler, body_below_band
+    from deployments.compiler import PostCompiler
     from deployments.generator import TextGenerator
+    from deployments.local_writer import write_posts
     from deployments.model_loader import load_model
-    from deployments.prompts import PARTS, extra_body_job, post_jobs
     from deployments.settings import AppSettings
 
     transformers_logging.disable_progress_bar()
@@ -657,60 +656,26 @@ def generate_posts(
     compiler = PostCompiler(loaded.model_id)
     on_done()
 
-    # Every job of every post (post_jobs: the candidates of a part included, as an idle service
-    # asks them), decoded part by part in batches of `chunk`.
-    jobs_by_post = [
-        post_jobs(request, request.seed or 0, settings.generation, all_candidates=True)
-        for request in requests
-    ]
-    raw: dict[str, list[list[str]]] = {}
-    seconds: dict[str, float] = {}
-    new_tokens: dict[str, int] = {}
-    for part in PARTS:
-        rows = [(i, job) for i, jobs in enumerate(jobs_by_post) for job in jobs.get(part, [])]
-        on_step(f"quality: generate {len(rows)} {part} rows in batches of {chunk}")
-        rows.sort(key=lambda row: row[1].max_new_tokens)
-        texts: list[list[str]] = [[] for _ in requests]
-        started = time.perf_counter()
-        tokens = 0
-        for start in range(0, len(rows), chunk):
-            batch = rows[start : start + chunk]
-            for (i, _), result in zip(batch, generator.generate_batch([job for _, job in batch])):
-                if isinstance(result, Exception):
-                    raise RuntimeError(f"{part} of request {i} failed: {result}") from result
-                texts[i].append(result.text)
-                tokens += result.new_tokens
-        seconds[part] = time.perf_counter() - started
-        new_tokens[part] = tokens
-        raw[part] = texts
-        on_done()
-
-    def compile_post(i: int) -> Any:
-        hashtags = next(iter(raw["hashtags"][i]), "")
-        return compiler.compile(requests[i], raw["title"][i], raw["content"][i], hashtags)
-
-    posts = [compile_post(i) for i in range(len(requests))]
-    # As the service's writer does: one more body where clean-up left the body short.
-    short = [i for i, post in enumerate(posts) if body_below_band(requests[i], post.content)]
-    if short:
-        extra = [
-            extra_body_job(
-                requests[i], requests[i].seed or 0, settings.generation, len(raw["content"][i])
-            )
-            for i in short
-        ]
-        started = time.perf_counter()
-        for start in range(0, len(extra), chunk):
-            batch = short[start : start + chunk]
-            for i, result in zip(batch, generator.generate_batch(extra[start : start + chunk])):
-                if isinstance(result, Exception):
-                    raise RuntimeError(f"content of request {i} failed: {result}") from result
-                raw["content"][i].append(result.text)
-                new_tokens["content"] += result.new_tokens
-        seconds["content"] += time.perf_counter() - started
-        for i in short:
-            posts[i] = compile_post(i)
-    return Generated(list(requests), posts, loaded.model_id, seconds, new_tokens, raw)
+    written = write_posts(
+        generator,
+        compiler,
+        requests,
+        [request.seed or 0 for request in requests],
+        settings.generation,
+        chunk=chunk,
+        on_part=lambda part, rows: on_step(
+            f"quality: generate {rows} {part} rows in batches of {chunk}"
+        ),
+        on_part_done=on_done,
+    )
+    return Generated(
+        list(requests),
+        written.posts,
+        loaded.model_id,
+        written.seconds,
+        written.new_tokens,
+        written.raw,
+    )
 
 
 # ---- evaluation and report ---------------------------------------------------------------------

@@ -46,35 +46,28 @@ def _generate_local(request: PostRequest) -> dict[str, Any]:
     """In this process, without Ray: the same generator and compiler the graph uses."""
     import secrets
 
-    from deployments.compiler import PostCompiler, body_below_band
+    from deployments.compiler import PostCompiler
     from deployments.generator import TextGenerator
+    from deployments.local_writer import write_posts
     from deployments.model_loader import load_model
-    from deployments.prompts import extra_body_job, post_jobs
     from deployments.settings import AppSettings
 
     settings = AppSettings.load()
     started = time.perf_counter()
     generator = TextGenerator(load_model(settings.model), settings.generation, settings.model)
     seed = request.seed if request.seed is not None else secrets.randbits(63)
-    # Every part and candidate goes through the model as one batch (one post: nothing is busy).
-    jobs = post_jobs(request, seed, settings.generation, all_candidates=True)
-    results = iter(generator.generate_batch([job for part in jobs.values() for job in part]))
-    texts: dict[str, list[str]] = {}
-    for part, part_jobs in jobs.items():
-        for result in (next(results) for _ in part_jobs):
-            if isinstance(result, Exception):
-                raise SystemExit(f"generation failed: {result}")
-            texts.setdefault(part, []).append(result.text)
-    hashtags = texts.get("hashtags", [""])[0]
-    compiler = PostCompiler(generator.model_id)
-    post = compiler.compile(request, texts["title"], texts["content"], hashtags)
-    if body_below_band(request, post.content):  # as the graph's writer: one more body
-        extra = extra_body_job(request, seed, settings.generation, len(texts["content"]))
-        result = generator.generate_batch([extra])[0]
-        if isinstance(result, Exception):
-            raise SystemExit(f"generation failed: {result}")
-        texts["content"].append(result.text)
-        post = compiler.compile(request, texts["title"], texts["content"], hashtags)
+    try:
+        written = write_posts(
+            generator,
+            PostCompiler(generator.model_id),
+            [request],
+            [seed],
+            settings.generation,
+            chunk=settings.batching.max_batch_size,
+        )
+    except RuntimeError as exc:
+        raise SystemExit(f"generation failed: {exc}") from exc
+    post = written.posts[0]
     post.metadata.timings_ms = {"total": round((time.perf_counter() - started) * 1000, 1)}
     return post.model_dump(mode="json")
 
