@@ -11,7 +11,8 @@ these machines. Serve's HTTP proxy runs on the head only (`proxy_location: HeadO
 share this machine's addresses, and proxies on every node would all want port 8000.
 
 Ray 2.60's dashboard, which `serve deploy` and `serve status` talk to, asks for a token: `up`
-runs them with `RAY_AUTH_MODE=token`, and they read the token Ray keeps in `~/.ray/auth_token`.
+runs them with `RAY_AUTH_MODE=token`, and they read the token Ray keeps in `~/.ray/auth_token`
+(`up` generates it first where the machine has none).
 
 Everything `up` starts carries one marker in its environment (the cluster's temporary folder,
 recorded in `.cluster/state.json`); `down` stops exactly those processes, by PID, and no other
@@ -50,6 +51,8 @@ DEFAULT_CONFIG = REPO / "config" / "cluster-local.yaml"
 # Every process of the cluster carries this variable (the raylets pass their environment to the
 # workers they start), so `down` finds them all by it, whatever their process titles say.
 MARKER = "LINKEDIN_POSTS_LOCAL_CLUSTER"
+# Set (to anything) to keep the cluster's temporary folder, its Ray logs among them, after `down`.
+KEEP_LOGS_ENV = "LOCAL_CLUSTER_KEEP_LOGS"
 
 
 def ray_env(temp_dir: str | None = None) -> dict[str, str]:
@@ -118,6 +121,9 @@ def up(config: Path, ready_timeout_s: float) -> dict[str, Any]:
     }
     STATE_FILE.write_text(json.dumps(state, indent=2))
     ray = str(BIN / "ray")
+    # A fresh machine has no ~/.ray/auth_token, and `ray start` in token mode will not make one.
+    # `_run` keeps what it prints (the token) out of our output.
+    _run(ray, "get-auth-token", "--generate")
     print(f"starting the head node (GCS on {address}, temp dir {temp_dir})")
     _run(
         ray,
@@ -258,7 +264,10 @@ def down() -> int:
     left = cluster_processes(state["temp_dir"])
     if left:
         raise SystemExit(f"processes left: {[p.pid for p in left]}")
-    shutil.rmtree(state["temp_dir"], ignore_errors=True)
+    if os.environ.get(KEEP_LOGS_ENV):
+        print(f"kept the cluster's logs in {state['temp_dir']} ({KEEP_LOGS_ENV} is set)")
+    else:
+        shutil.rmtree(state["temp_dir"], ignore_errors=True)
     STATE_FILE.unlink()
     print(f"stopped {stopped} processes")
     return 0

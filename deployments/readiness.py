@@ -8,8 +8,11 @@ graph cannot answer, never because it is busy. Two sources, each bounded in time
 - **A short probe of each model deployment** (`info`) tells how many rows are waiting. Under full
   load the probe is shed or does not answer in time: that is *busy*, not *not ready*.
 
-Not ready (503) only when a deployment has no running replica or its status is a failure, or
-when, with no word from the controller, a probe failed for another reason than load.
+Not ready (503) only when a deployment has no running replica, or when, with no word from the
+controller, a probe failed for another reason than load. A deployment in a failure status that
+still has a running replica answers: Serve leaves UNHEALTHY only once it has every replica it
+wants, which after a node dies under load can take as long as the load lasts. That is
+`degraded`, with the deployment named, not a pod to pull out of its Service.
 """
 
 from __future__ import annotations
@@ -56,11 +59,13 @@ def decide(
     """The verdict from the controller's view (None: it did not answer), the model probes and
     the cache layers' status."""
     missing: list[str] = []
+    failing: list[str] = []
     if deployments is not None:
-        missing = sorted(
+        missing = sorted(name for name, state in deployments.items() if state.running < 1)
+        failing = sorted(
             name
             for name, state in deployments.items()
-            if state.running < 1 or state.status in FAILED_STATUSES
+            if state.running >= 1 and state.status in FAILED_STATUSES
         )
         ready = not missing
     else:
@@ -70,7 +75,7 @@ def decide(
     )
     if not ready:
         status = "not_ready"
-    elif "degraded" in cache.values():
+    elif failing or "degraded" in cache.values():
         status = "degraded"
     else:
         status = "busy" if busy else "ok"
@@ -90,6 +95,8 @@ def decide(
         body["deployments"] = "unknown: Serve's controller did not answer in time"
     if missing:
         body["not_running"] = missing
+    if failing:
+        body["failing"] = failing
     return Readiness(ready, busy, body)
 
 

@@ -38,10 +38,21 @@ def test_shed_or_slow_probes_are_ready_and_busy() -> None:
 
 
 def test_a_deployment_without_a_running_replica_is_not_ready() -> None:
-    for state in (DeploymentState("UPDATING", 0), DeploymentState("UNHEALTHY", 1)):
+    for state in (DeploymentState("UPDATING", 0), DeploymentState("UNHEALTHY", 0)):
         verdict = decide(healthy(ContentModel=state), probes("ok", "busy", "ok"), CACHE)
         assert verdict.status_code == 503
         assert verdict.body["not_running"] == ["ContentModel"]
+
+
+def test_a_failing_deployment_that_still_answers_is_ready_and_degraded() -> None:
+    # After a node dies under load Serve keeps ContentModel UNHEALTHY until it has every replica
+    # the load asks for; the replicas it has answer all the while.
+    for status in ("UNHEALTHY", "DEPLOY_FAILED"):
+        state = DeploymentState(status, 2)
+        verdict = decide(healthy(ContentModel=state), probes("ok", "ok", "ok"), CACHE)
+        assert (verdict.status_code, verdict.body["status"]) == (200, "degraded")
+        assert verdict.body["failing"] == ["ContentModel"]
+        assert "not_running" not in verdict.body
 
 
 def test_a_redeploy_with_old_replicas_running_is_ready() -> None:
