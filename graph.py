@@ -1,15 +1,16 @@
 """linkedin-posts: the Ray Serve deployment graph. Read it top to bottom for the request path.
 
-    client ──HTTP──▶ Serve proxy ─▶ Ingress (FastAPI: validate, error envelope, timeout)
-                                       │ ── hit in a shared layer (L2 Redis, L3 disk) ──▶ answer
-                                       ▼
-                                   CacheLookup ── hit (L1 memory, L2, L3) ──▶ answer
-                                       │ miss: one generation per key (single-flight)
+    client ──HTTP──▶ Serve proxy ─▶ Ingress (FastAPI: validate, auth, rate limits, timeout)
+                                       │ ── one read of the shared layers (L2 Redis, L3 disk)
+                                       │    hit ──▶ answer
+                                       ▼ the misses, each a PostLookup (key, layers read)
+                                   CacheLookup ── the layers not read yet (L1): hit ──▶ answer
+                                       │ miss: PostWriter writes it, once per key (single-flight)
                                        ├─▶ TitleModel.generate    ┐  concurrently; each replica
                                        ├─▶ ContentModel.generate  ├─ batches continuously: rows
                                        ├─▶ HashtagModel.generate  ┘  join and leave between steps
                                        ▼
-                                   Compiler.compile ─▶ stored in every layer ─▶ answer
+                                   Compiler.compile ─▶ stored in every layer ─▶ a CachedPost
 
 `build_app(args)` turns one validated `AppSettings` into the bound graph: Serve configs import it
 (`import_path: graph:build_app`) and call it with their `args:`. `graph:app` is the same graph
@@ -17,14 +18,13 @@ from the environment and the defaults, for `serve build graph:app` and `serve ru
 """
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
+import ray
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -32,31 +32,34 @@ from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
+from deployments import replica_calls
 from deployments.cache import TieredCache
 from deployments.cache_keys import cache_key
-from deployments.compiler import body_below_band
 from deployments.compiler_deployment import Compiler
 from deployments.edge import Caller, Edge, EdgeMiddleware
 from deployments.errors import ApiError, error_response, install_error_handlers
 from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.metrics import PROMETHEUS_CONTENT_TYPE, CacheMetrics, NodeMetrics
 from deployments.model_deployments import ContentModel, HashtagModel, TitleModel
-from deployments.model_loader import resolve_model_source
-from deployments.prompts import extra_body_job, post_jobs, wants_all_candidates
+from deployments.model_loader import post_model_id
 from deployments.readiness import decide, deployment_states, probe
 from deployments.schemas import (
     BatchPostRequest,
     BatchPostResponse,
     CacheDeleted,
+    CachedPost,
     CacheInfo,
     GenerationJob,
     GenerationResult,
     Post,
+    PostLookup,
+    PostPart,
     PostRequest,
     WarmRequest,
     WarmResponse,
 )
 from deployments.settings import AppSettings
+from deployments.writer import PostWriter
 
 logger = logging.getLogger("ray.serve")
 _RETRY_AFTER_S = 1
@@ -75,18 +78,9 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-@contextlib.contextmanager
-def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
-    """Adds the block's milliseconds to timings[name]."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[name] += (time.perf_counter() - started) * 1000
-
-
-def _answer(post: dict[str, Any], layer: str | None, key: str, lookup_ms: float) -> dict:
-    return {"post": post, "layer": layer, "key": key, "lookup_ms": lookup_ms}
+def _cached(value: dict[str, Any], layer: str | None, key: str, lookup_ms: float) -> CachedPost:
+    """What the cache holds (a post and the request it answers) as CacheLookup answers it."""
+    return CachedPost(post=Post.model_validate(value), layer=layer, key=key, lookup_ms=lookup_ms)
 
 
 def _caller(request: Request) -> Caller | None:
@@ -114,13 +108,14 @@ class Ingress:
         keep_replica_server_on_loopback()
         self.settings = settings
         self.cache_lookup = cache_lookup
-        self.model_id = resolve_model_source(settings.model).model_id
+        self.model_id = post_model_id(settings)
         # Posts in the layers that every process shares are answered here, one Serve hop short
         # of CacheLookup (benchmarks/cache-hits, one run: 84-103% of a constant endpoint's req/s
         # against 60-108% through CacheLookup). L1 stays in CacheLookup only: an Ingress-side
         # copy could outlive a DELETE sent through another replica.
         shared = TieredCache.from_settings(settings.cache, memory=False)
         self.shared_cache = shared if settings.cache.enabled and shared.layers else None
+        self.node_id = ray.get_runtime_context().get_node_id()
         self.cache_metrics = CacheMetrics()
         self.edge = api.state.edge = Edge(settings)
         self.models = {
@@ -254,18 +249,22 @@ class Ingress:
         jobs are inside the cluster and not limited)."""
         started = time.perf_counter()
         request_id = _current_request_id()
-        hits = await self.shared_cache_hits(requests)
-        misses = [request for request, hit in zip(requests, hits) if hit is None]
+        lookups = [
+            PostLookup(request=request, key=cache_key(request, self.model_id))
+            for request in requests
+        ]
+        hits = await self.shared_cache_hits(lookups)
+        misses = [lookup for lookup, hit in zip(lookups, hits) if hit is None]
         await self.edge.charge_generations(caller, len(misses))
         looked_up = iter(await self.look_up(misses, request_id) if misses else [])
         answers = [hit if hit is not None else next(looked_up) for hit in hits]
         total_ms = _ms_since(started)
         posts = []
         for answer in answers:
-            post = Post.model_validate(answer["post"])
-            layer = answer["layer"]
-            post.metadata.cache = CacheInfo(hit=layer is not None, layer=layer, key=answer["key"])
-            timings = {"cache_lookup": answer["lookup_ms"]}
+            post = answer.post
+            layer = answer.layer
+            post.metadata.cache = CacheInfo(hit=layer is not None, layer=layer, key=answer.key)
+            timings = {"cache_lookup": answer.lookup_ms}
             if layer is None:
                 timings.update(post.metadata.timings_ms)
             post.metadata.timings_ms = {**timings, "total": total_ms}
@@ -273,35 +272,45 @@ class Ingress:
             posts.append(post)
         return posts
 
-    async def shared_cache_hits(self, requests: list[PostRequest]) -> list[dict[str, Any] | None]:
+    async def shared_cache_hits(self, lookups: list[PostLookup]) -> list[CachedPost | None]:
         """Answers from Redis or the disk for the requests that accept a cached post; None for
-        the rest, which go to CacheLookup."""
-        answers: list[dict[str, Any] | None] = [None] * len(requests)
-        readable = [i for i, request in enumerate(requests) if request.use_cache]
+        the rest, which go to CacheLookup, marked with the layers read and missed."""
+        answers: list[CachedPost | None] = [None] * len(lookups)
+        readable = [i for i, lookup in enumerate(lookups) if lookup.request.use_cache]
         if self.shared_cache is None or not readable:
             return answers
         started = time.perf_counter()
         self.shared_cache.listen_for_deletes()
-        keys = [cache_key(requests[i], self.model_id) for i in readable]
-        found = await self.shared_cache.get_many(keys)
+        # The one read of the shared layers for these requests, counted for the popular-entry
+        # refresh (there is no popularity count without Redis, which only the shared layers hold).
+        found = await self.shared_cache.get_many([lookups[i].key for i in readable])
         lookup_ms = _ms_since(started)
-        for i, key, hit in zip(readable, keys, found):
-            if hit is not None:
-                answers[i] = _answer(hit.value, hit.layer, key, lookup_ms)
-                self.cache_metrics.record(hit.layer)
+        for i, hit in zip(readable, found):
+            if hit is None:
+                lookups[i].missed = [layer.name for layer in self.shared_cache.layers]
+                lookups[i].node_id = self.node_id
+                continue
+            post = Post.model_validate(hit.value)
+            answers[i] = CachedPost(
+                post=post, layer=hit.layer, key=lookups[i].key, lookup_ms=lookup_ms
+            )
+            self.cache_metrics.record(hit.layer)
         return answers
 
     # ---- Everything else goes on to CacheLookup --------------------------------------------------
 
-    async def look_up(self, requests: list[PostRequest], request_id: str) -> list[dict[str, Any]]:
-        response = self.cache_lookup.posts.remote(requests)
+    async def look_up(self, lookups: list[PostLookup], request_id: str) -> list[CachedPost]:
+        send = functools.partial(self.cache_lookup.posts.remote, lookups)
         try:
-            return await asyncio.wait_for(response, self.settings.http.request_timeout_s)
+            # Cancelled at the timeout, or when the client goes away: `call` then cancels the
+            # work down the graph, not just our wait for it.
+            return await asyncio.wait_for(
+                replica_calls.call(send, "CacheLookup.posts"), self.settings.http.request_timeout_s
+            )
         except asyncio.TimeoutError as exc:
-            response.cancel()  # stops the work down the graph, not just our wait for it
             raise ApiError(504, "the request took too long; try again") from exc
         except asyncio.CancelledError:
-            raise  # the client went away: Serve cancels the work down the graph
+            raise
         except BackPressureError as exc:
             raise ApiError(
                 503,
@@ -317,7 +326,8 @@ class Ingress:
 
 
 class CacheLookup:
-    """The request path, 2: cache first; on a miss, write the post (once per key) and store it."""
+    """The request path, 2: the cache layers the Ingress did not read; on a miss, write the post
+    (once per key, across replicas) and store it in every layer."""
 
     def __init__(
         self,
@@ -329,33 +339,32 @@ class CacheLookup:
     ) -> None:
         keep_replica_server_on_loopback()
         self.settings = settings
-        self.model_id = resolve_model_source(settings.model).model_id
         self.cache = TieredCache.from_settings(settings.cache)
-        self.models = {"title": title_model, "content": content_model, "hashtags": hashtag_model}
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.models: dict[PostPart, DeploymentHandle] = {
+            "title": title_model,
+            "content": content_model,
+            "hashtags": hashtag_model,
+        }
         self.compiler = compiler
+        self.writer = PostWriter(settings.generation, self._run_jobs, self._compile)
         self.metrics = CacheMetrics()
         self._refresher: asyncio.Task[None] | None = None
-        self._writing = 0  # posts this replica is writing now: the load best of n follows
 
-    async def posts(self, requests: list[PostRequest]) -> list[dict[str, Any]]:
-        """For each request: {"post": Post as a dict, "layer": which cache layer answered (None:
-        written now), "key", "lookup_ms"}."""
+    async def posts(self, lookups: list[PostLookup]) -> list[CachedPost]:
+        """Each request's post, from the cache or written now, in order."""
         self._start_refresher()
         started = time.perf_counter()
-        keys = [cache_key(r, self.model_id) for r in requests]
         if not self.settings.cache.enabled:
-            written = await asyncio.gather(*(self.write_post(r) for r in requests))
+            written = await asyncio.gather(*(self.writer.write(q.request) for q in lookups))
             for _ in written:
                 self.metrics.record(None)
-            return [_answer(p, None, k, 0.0) for p, k in zip(written, keys)]
+            return [_cached(post, None, q.key, 0.0) for post, q in zip(written, lookups)]
 
-        # One round trip per layer for every request that accepts a cached post.
-        # The Ingress has counted these reads for the popular-key refresh already (it reads the
-        # shared layers first, and there is no popularity count without Redis): not again here.
-        readable = [i for i, r in enumerate(requests) if r.use_cache]
-        found = (
-            await self.cache.get_many([keys[i] for i in readable], count=False) if readable else []
-        )
+        # One round trip per layer for every request that accepts a cached post, reading only
+        # the layers the Ingress has not. Its read was counted for the refresh: not again here.
+        readable = [i for i, q in enumerate(lookups) if q.request.use_cache]
+        found = await self._read(lookups, readable)
         hits = {i: hit for i, hit in zip(readable, found) if hit is not None}
         lookup_ms = _ms_since(started)
 
@@ -363,75 +372,67 @@ class CacheLookup:
             if i in hits:
                 return hits[i].value, hits[i].layer
             # Concurrent misses of one key, here or on other replicas, write the post once.
-            write = functools.partial(self.write_post, requests[i])
-            return await self.cache.get_or_generate(
-                keys[i], write, read=requests[i].use_cache, count=False
+            lookup = lookups[i]
+            write = functools.partial(self.writer.write, lookup.request)
+            return await self.cache.generate_missing(
+                lookup.key, write, wait_for_others=lookup.request.use_cache
             )
 
-        resolved = await asyncio.gather(*(resolve(i) for i in range(len(requests))))
+        resolved = await asyncio.gather(*(resolve(i) for i in range(len(lookups))))
         for _, layer in resolved:
             self.metrics.record(layer)
-        return [_answer(post, layer, key, lookup_ms) for (post, layer), key in zip(resolved, keys)]
+        return [
+            _cached(post, layer, q.key, lookup_ms) for (post, layer), q in zip(resolved, lookups)
+        ]
 
-    async def write_post(self, request: PostRequest) -> dict[str, Any]:
-        """Every part at once (several hook lines and bodies while this replica is not busy),
-        then the Compiler; one more body when clean-up left the body short of its length band.
-        Returns what the cache stores."""
-        seed = request.seed if request.seed is not None else uuid.uuid4().int % 2**63
-        generation = self.settings.generation
-        jobs = post_jobs(
-            request,
-            seed,
-            generation,
-            all_candidates=wants_all_candidates(self._writing, generation.candidates.busy_writes),
+    async def _read(self, lookups: list[PostLookup], readable: list[int]) -> list[Any]:
+        """The readable lookups' hits, from the layers the Ingress has not read and missed: L1
+        always, L3 when the Ingress read another node's disk, L2 when it did not read it."""
+        skips = {i: self._already_read(lookups[i]) for i in readable}
+        found: dict[int, Any] = {}
+        for skip in set(skips.values()):
+            group = [i for i in readable if skips[i] == skip]
+            hits = await self.cache.get_many(
+                [lookups[i].key for i in group], count=False, skip=skip
+            )
+            found.update(zip(group, hits))
+        return [found[i] for i in readable]
+
+    def _already_read(self, lookup: PostLookup) -> frozenset[str]:
+        same_node = lookup.node_id == self.node_id
+        return frozenset(
+            layer for layer in lookup.missed if layer == "l2" or (layer == "l3" and same_node)
         )
-        timings = {"generation": 0.0, "compile": 0.0}
-        self._writing += 1
-        try:
-            pending = [(part, job) for part, part_jobs in jobs.items() for job in part_jobs]
-            by_part: dict[str, list[GenerationResult]] = {part: [] for part in jobs}
-            with _timed(timings, "generation"):
-                results = await self._generate(pending)
-            for (part, _), result in zip(pending, results):
-                by_part[part].append(result)
-            with _timed(timings, "compile"):
-                post = await self._compile(request, by_part)
-            if body_below_band(request, post.content):
-                # What the Compiler removed (a body of holes, letter talk or an invented persona)
-                # left too little: one more sample of the body, and the best of all of them.
-                extra = extra_body_job(request, seed, generation, len(by_part["content"]))
-                with _timed(timings, "generation"):
-                    by_part["content"] += await self._generate([("content", extra)])
-                with _timed(timings, "compile"):
-                    post = await self._compile(request, by_part)
-        finally:
-            self._writing -= 1
-        post.metadata.timings_ms = {
-            **{part: round(max(r.elapsed_ms for r in rs), 1) for part, rs in by_part.items()},
-            **{name: round(ms, 1) for name, ms in timings.items()},
-        }
-        # The request travels with the post so that popular entries can be refreshed.
-        return {**post.model_dump(mode="json"), "request": request.model_dump(mode="json")}
 
-    async def _generate(self, jobs: list[tuple[str, GenerationJob]]) -> list[GenerationResult]:
+    async def _run_jobs(self, jobs: list[tuple[PostPart, GenerationJob]]) -> list[GenerationResult]:
         """Each job on its part's model deployment, all at once; the results in order."""
-        responses = [self.models[part].generate.remote(job) for part, job in jobs]
+        calls = [
+            asyncio.ensure_future(
+                replica_calls.call(functools.partial(self.models[part].generate.remote, job), part)
+            )
+            for part, job in jobs
+        ]
         try:
-            return list(await asyncio.gather(*responses))
+            return list(await asyncio.gather(*calls))
         except BaseException:
             # Cancelled, or one part failed or was shed (a full model queue): nobody will use
             # the other parts of this post, so stop decoding them.
-            for response in responses:
-                response.cancel()
+            for pending in calls:
+                pending.cancel()
             raise
 
     async def _compile(
-        self, request: PostRequest, by_part: dict[str, list[GenerationResult]]
+        self, request: PostRequest, by_part: dict[PostPart, list[GenerationResult]]
     ) -> Post:
         hashtags = by_part.get("hashtags")
-        return await self.compiler.compile.remote(
-            request, by_part["title"], by_part["content"], hashtags[0] if hashtags else None
+        send = functools.partial(
+            self.compiler.compile.remote,
+            request,
+            by_part["title"],
+            by_part["content"],
+            hashtags[0] if hashtags else None,
         )
+        return await replica_calls.call(send, "Compiler.compile")
 
     async def check_health(self) -> None:
         # A degraded cache layer is not ill health (requests are still answered); a broken
@@ -460,7 +461,7 @@ class CacheLookup:
                     if hit is None or "request" not in hit.value:
                         continue
                     request = PostRequest.model_validate(hit.value["request"])
-                    await self.cache.refresh(key, functools.partial(self.write_post, request))
+                    await self.cache.refresh(key, functools.partial(self.writer.write, request))
             except Exception as exc:  # a refresh never takes the replica down
                 logger.warning("refreshing popular cache entries failed: %r", exc)
 
@@ -487,7 +488,7 @@ def build_app(args: dict[str, Any] | AppSettings | None = None) -> serve.Applica
     title_model = bind(TitleModel, settings, user_config=batching)
     content_model = bind(ContentModel, settings, user_config=batching)
     hashtag_model = bind(HashtagModel, settings, user_config=batching)
-    compiler = bind(Compiler, resolve_model_source(settings.model).model_id)
+    compiler = bind(Compiler, post_model_id(settings))
     cache_lookup = bind(CacheLookup, settings, title_model, content_model, hashtag_model, compiler)
     return bind(Ingress, settings, cache_lookup, title_model, content_model, hashtag_model)
 

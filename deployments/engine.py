@@ -1,8 +1,11 @@
-"""DecodeEngine: one thread that keeps a DecodeBatch decoding while jobs come and go.
+"""The generation engine: the one interface the model deployments, the CLI and the benchmarks
+use to turn jobs into text (`GenerationEngine`), today's implementation of it (`DecodeEngine`,
+one thread that keeps a DecodeBatch decoding while jobs come and go), and `build_engine`, which
+picks the implementation by the `model.engine` setting.
 
-Jobs are submitted from the replica's event loop and answered through futures; between two decode
-steps the thread lets waiting jobs join the batch (up to `max_rows`), so a request never waits for
-a whole batch to finish, and each answer is sent the step its row ends.
+DecodeEngine: jobs are submitted from the replica's event loop and answered through futures;
+between two decode steps the thread lets waiting jobs join the batch (up to `max_rows`), so a
+request never waits for a whole batch to finish, and each answer is sent the step its row ends.
 """
 
 from __future__ import annotations
@@ -12,12 +15,55 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
 
 from deployments.generator import DecodeBatch, PendingRow, TextGenerator
+from deployments.model_loader import load_model
 from deployments.schemas import GenerationJob, GenerationResult
+from deployments.settings import BatchingSettings, GenerationSettings, ModelSettings
 
 logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class GenerationEngine(Protocol):
+    """What turns generation jobs into text. Anchors: Ray Serve LLM's `LLMEngine` (start,
+    generate, check_health, shutdown), vLLM's scheduler interface. A second engine is one new
+    class behind this protocol and one more value of the `model.engine` setting."""
+
+    def submit(self, jobs: Sequence[GenerationJob]) -> list[Future[GenerationResult]]:
+        """Queue jobs (to be batched together where the engine batches); each future gets its
+        job's result, or an exception for that job alone. Cancelling a future stops its job."""
+        ...
+
+    def reconfigure(self, batching: BatchingSettings) -> None:
+        """Apply new batching knobs without a restart (Serve's user_config)."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """The model, device and dtype, the batching knobs, jobs waiting, counters."""
+        ...
+
+    def check_health(self) -> None:
+        """Raise when the engine cannot answer (no model, a dead decode thread)."""
+        ...
+
+    def close(self) -> None:
+        """Stop; every job still queued or running is answered with an error."""
+        ...
+
+
+def build_engine(
+    model: ModelSettings, generation: GenerationSettings, batching: BatchingSettings
+) -> GenerationEngine:
+    """The engine `model.engine` names, with its model loaded."""
+    if model.engine == "torch":
+        generator = TextGenerator(load_model(model), generation, model)
+        return DecodeEngine(generator, batching.max_batch_size, continuous=batching.continuous)
+    raise ValueError(f"unknown engine {model.engine!r}")
 
 
 @dataclass
@@ -44,8 +90,9 @@ def _resolve(future: Future, result: GenerationResult | Exception) -> None:
 
 
 class DecodeEngine:
-    """Continuous batching over a TextGenerator. `continuous=False` admits jobs only into an
-    empty batch (fixed batches, as `generate` does), for comparison and for tests."""
+    """GenerationEngine of the `torch` kind: continuous batching over a TextGenerator.
+    `continuous=False` admits jobs only into an empty batch (fixed batches, as `generate`
+    does), for comparison and for tests."""
 
     def __init__(self, generator: TextGenerator, max_rows: int, *, continuous: bool = True) -> None:
         self.generator = generator
@@ -84,6 +131,31 @@ class DecodeEngine:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def reconfigure(self, batching: BatchingSettings) -> None:
+        self.max_rows = batching.max_batch_size
+        self.continuous = batching.continuous
+
+    def info(self) -> dict[str, Any]:
+        loaded = self.generator.loaded
+        return {
+            "engine": "torch",
+            "model": loaded.model_id,
+            "device": loaded.device,
+            "dtype": loaded.dtype,
+            "torch_threads": torch.get_num_threads(),
+            "continuous": self.continuous,
+            "max_rows": self.max_rows,
+            "waiting": self.waiting(),
+            **asdict(self.stats),
+            "mean_batch": self.stats.mean_batch,
+        }
+
+    def check_health(self) -> None:
+        if self.generator.loaded.model is None:
+            raise RuntimeError("model not loaded")
+        if not self.alive:
+            raise RuntimeError("the decode engine thread has stopped")
 
     def close(self, timeout_s: float = 5.0) -> None:
         with self._wake:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployments.settings import ModelSettings
+from deployments.schemas import PARTS
+from deployments.settings import AppSettings, ModelSettings
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,15 @@ def resolve_model_source(settings: ModelSettings) -> ModelSource:
         )
     model_id = f"{settings.model}/{gguf}" if gguf else settings.model
     return ModelSource(path=settings.model, gguf_file=gguf, model_id=model_id)
+
+
+def post_model_id(settings: AppSettings) -> str:
+    """The model a post's cache key and metadata name: the shared model's id, or, where parts
+    run models of their own, each part's (`title=...;content=...;hashtags=...`)."""
+    ids = {part: resolve_model_source(settings.model_for(part)).model_id for part in PARTS}
+    if len(set(ids.values())) == 1:
+        return ids["title"]
+    return ";".join(f"{part}={model_id}" for part, model_id in ids.items())
 
 
 def pick_device(requested: str) -> str:

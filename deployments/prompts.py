@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from deployments.schemas import (
+    PARTS,
     GenerationJob,
     PostLength,
     PostPart,
@@ -52,7 +53,6 @@ _LENGTH_SHAPE: dict[PostLength, str] = {
 _DELIMITERS = re.compile(r"<\s*/?\s*request\s*>", re.IGNORECASE)
 
 # The parts of a post, in the order they are asked for and compiled.
-PARTS: tuple[PostPart, ...] = ("title", "content", "hashtags")
 # Offsets so that the three parts of one post draw different random streams from one seed, and
 # the candidates of one part (best of n) too: candidate j of a part adds j steps.
 _PART_SEED_OFFSET: dict[str, int] = {"title": 0, "content": 1, "hashtags": 2}

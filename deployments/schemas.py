@@ -115,9 +115,12 @@ class BatchPostRequest(BaseModel):
     requests: list[PostRequest] = Field(..., min_length=1, max_length=32)
 
 
+CacheLayer = Literal["l1", "l2", "l3"]
+
+
 class CacheInfo(BaseModel):
     hit: bool = False
-    layer: Literal["l1", "l2", "l3"] | None = None
+    layer: CacheLayer | None = None
     key: str | None = Field(None, description="Pass to DELETE /v1/cache?key=... to drop it.")
 
 
@@ -162,7 +165,32 @@ class CacheDeleted(BaseModel):
     deleted: str = Field(..., description="'all', or the key that was dropped.")
 
 
+# ---- Between deployments -------------------------------------------------------------------
+
+
+class PostLookup(BaseModel):
+    """Ingress -> CacheLookup: one request the Ingress could not answer, and its cache key.
+    `missed`: the layers the Ingress read for it and found nothing in (it counted that read for
+    the popular-entry refresh), on node `node_id` (its L3 is that node's disk)."""
+
+    request: PostRequest
+    key: str
+    missed: list[CacheLayer] = Field(default_factory=list)
+    node_id: str = ""
+
+
+class CachedPost(BaseModel):
+    """A post as the cache answered it: `layer` None when it was written for this request."""
+
+    post: Post
+    layer: CacheLayer | None
+    key: str
+    lookup_ms: float
+
+
 PostPart = Literal["title", "content", "hashtags"]
+# The parts of a post, in the order they are written and assembled.
+PARTS: tuple[PostPart, ...] = ("title", "content", "hashtags")
 
 
 class GenerationJob(BaseModel):

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from deployments.schemas import PostPart
+
 ENV_PREFIX = "LINKEDIN_POSTS_"
 CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG"
 DEFAULT_CACHE_ROOT = (
@@ -38,6 +40,11 @@ class _Section(BaseModel):
 class ModelSettings(_Section):
     """Which model generates the parts of a post, and on what hardware."""
 
+    engine: Literal["torch"] = Field(
+        "torch",
+        description="The generation engine: `torch`, this project's continuous-batching decode "
+        "loop over transformers (deployments.engine).",
+    )
     model: str | None = Field(
         None,
         description="HF model id or local folder. Unset: the SmolLM2-135M-Instruct GGUF file "
@@ -512,6 +519,9 @@ class AppSettings(BaseSettings):
     app_name: str = "linkedin-posts"
     route_prefix: str = "/"
     model: ModelSettings = ModelSettings()
+    # Per part of the post, what differs from `model` (e.g. {"title": {"model": "/models/x"}}):
+    # each part's deployment loads its own model; the others share `model`.
+    part_models: dict[PostPart, ModelSettings] = Field(default_factory=dict)
     generation: GenerationSettings = GenerationSettings()
     batching: BatchingSettings = BatchingSettings()
     cache: CacheSettings = CacheSettings()
@@ -520,6 +530,15 @@ class AppSettings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
     logging: LoggingSettings = LoggingSettings()
     deployments: dict[str, DeploymentOptions] = Field(default_factory=_default_deployments)
+
+    def model_for(self, part: PostPart) -> ModelSettings:
+        """`model` with what `part_models` sets for this part."""
+        override = self.part_models.get(part)
+        if override is None:
+            return self.model
+        return ModelSettings(
+            **{**self.model.model_dump(), **override.model_dump(exclude_unset=True)}
+        )
 
     def drain_s(self, deployment: str) -> float:
         """How long a stopping replica (a redeploy, a scale-down) may finish its requests.

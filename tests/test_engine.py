@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from deployments.engine import DecodeEngine
+from deployments.engine import DecodeEngine, GenerationEngine, build_engine
 from deployments.generator import TextGenerator
 from deployments.model_loader import load_model
 from deployments.prompts import build_job
 from deployments.schemas import GenerationJob, GenerationResult, PostRequest
-from deployments.settings import GenerationSettings, ModelSettings
+from deployments.settings import BatchingSettings, GenerationSettings, ModelSettings
 from tests.conftest import TINY_GENERATION
 
 
@@ -125,3 +125,21 @@ def test_close_answers_every_waiting_job(generator: TextGenerator) -> None:
     assert all(isinstance(f.exception(), RuntimeError) for f in futures if not f.cancelled())
     with pytest.raises(RuntimeError, match="closed"):
         engine.submit([_job(60)])
+
+
+def test_build_engine_picks_the_engine_the_settings_name(tiny_model_dir: Path) -> None:
+    model = ModelSettings(model=str(tiny_model_dir), device="cpu", engine="torch")
+    engine = build_engine(model, GenerationSettings(**TINY_GENERATION), BatchingSettings())
+    try:
+        assert isinstance(engine, GenerationEngine)
+        engine.check_health()
+        engine.reconfigure(BatchingSettings(max_batch_size=3, continuous=False))
+        info = engine.info()
+        assert (info["engine"], info["max_rows"], info["continuous"]) == ("torch", 3, False)
+        assert info["model"] == str(tiny_model_dir)
+        (result,) = [f.result(timeout=60) for f in engine.submit([_job(1, max_new=4)])]
+        assert result.new_tokens == 4
+    finally:
+        engine.close()
+    with pytest.raises(RuntimeError, match="stopped"):
+        engine.check_health()

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import diskcache
 import httpx
@@ -153,6 +154,48 @@ def test_each_read_counts_once_for_the_popular_key_refresh(
         app.post("/v1/posts", json={"topic": "Counted once, flush", "seed": 9})
     time.sleep(1)
     assert reads() == 3
+
+
+def _redis_commands_during(client: redis.Redis, action: Callable[[], Any]) -> list[str]:
+    """Every command Redis ran while `action` ran (MONITOR), as 'NAME arg ...' strings."""
+    seen: list[str] = []
+    stop = f"monitor-stop-{uuid.uuid4().hex}"
+    ready = threading.Event()
+
+    def watch() -> None:
+        with client.monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                if stop in command["command"]:
+                    return
+                seen.append(command["command"])
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    ready.wait(10)
+    time.sleep(0.2)
+    try:
+        action()
+    finally:
+        redis.Redis.from_url(REDIS_DB_URL).echo(stop)
+        watcher.join(30)
+    return seen
+
+
+def test_a_miss_reads_the_shared_layers_once(app: ServeApp, redis_db: redis.Redis) -> None:
+    # One pass down the graph: the Ingress reads Redis and the disk and hands the miss on with
+    # the layers it read; CacheLookup reads only its memory, and the writer does not read again.
+    # The one other read is single-flight's: the leader looks once more after taking the lock,
+    # in case another replica stored the post between the miss and the lock.
+    request = {"topic": "Read once on the way down", "seed": 12}
+    answers: list[dict] = []
+    commands = _redis_commands_during(
+        redis_db, lambda: answers.append(app.post("/v1/posts", json=request).json())
+    )
+    key = app.settings.cache.l2_key_prefix + answers[0]["metadata"]["cache"]["key"]
+    reads = [c for c in commands if c.split()[0] in ("GET", "MGET") and key in c]
+    assert answers[0]["metadata"]["cache"]["hit"] is False
+    assert len(reads) == 2, reads
 
 
 def test_use_cache_false_generates_again_and_seed_makes_it_repeatable(app: ServeApp) -> None:

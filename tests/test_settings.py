@@ -12,6 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from deployments.model_loader import post_model_id
 from deployments.settings import (
     CONFIG_FILE_ENV,
     DEPLOYMENT_NAMES,
@@ -217,6 +218,24 @@ def test_empty_redis_url_env_means_no_redis(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 # --- deployments ----------------------------------------------------------------------------
+
+
+def test_each_part_runs_the_shared_model_unless_it_names_its_own() -> None:
+    shared = {"model": "/models/shared", "device": "cpu", "max_input_tokens": 256}
+    settings = AppSettings.load(
+        {"model": shared, "part_models": {"title": {"model": "/models/small"}}}
+    )
+    title = settings.model_for("title")
+    # What the part sets replaces the shared value; the rest is the shared model's.
+    assert (title.model, title.device, title.max_input_tokens) == ("/models/small", "cpu", 256)
+    assert settings.model_for("content") == settings.model
+    assert post_model_id(settings) == (
+        "title=/models/small;content=/models/shared;hashtags=/models/shared"
+    )
+    # One model for every part: the key's model id is that model's, as before part models.
+    assert post_model_id(AppSettings.load({"model": shared})) == "/models/shared"
+    with pytest.raises(ValidationError):
+        AppSettings.load({"part_models": {"intro": {"model": "/models/x"}}})
 
 
 def test_partial_deployment_override_keeps_other_defaults() -> None:

@@ -5,7 +5,7 @@ expiry."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,12 +101,15 @@ class TieredCache:
     async def get(self, key: str) -> CacheHit | None:
         return (await self.get_many([key]))[0]
 
-    async def get_many(self, keys: Sequence[str], *, count: bool = True) -> list[CacheHit | None]:
+    async def get_many(
+        self, keys: Sequence[str], *, count: bool = True, skip: Collection[str] = ()
+    ) -> list[CacheHit | None]:
         """One round trip per layer for all keys still missing; hits fill the layers above.
 
         `count`: add these reads to the popularity counts (in the background, best effort).
+        `skip`: layers not to read (someone read them for these keys already and missed).
         """
-        hits = await self._read(keys, self.layers)
+        hits = await self._read(keys, [layer for layer in self.layers if layer.name not in skip])
         if count and self.popularity is not None:
             self.popularity.record(keys)
         return hits
@@ -165,11 +168,24 @@ class TieredCache:
         `read=False` (a request's use_cache: false): no reads and no waiting on others; the
         fresh value is still stored. `count`: as in `get_many`.
         """
-        if not read:
+        if read:
+            hit = (await self.get_many([key], count=count))[0]
+            if hit is not None:
+                return hit.value, hit.layer
+        return await self.generate_missing(key, generate, wait_for_others=read)
+
+    async def generate_missing(
+        self, key: str, generate: Generate, *, wait_for_others: bool = True
+    ) -> tuple[dict[str, Any], str | None]:
+        """For a key the caller has just read and missed: `generate()`'s value, stored in every
+        layer, with None; or, when another caller here or on another replica is already
+        generating it, that caller's value and the layer it was read from (single-flight; the
+        leader looks once more after taking the lock, for a value stored meanwhile).
+
+        `wait_for_others=False` (a request's use_cache: false): generate here, whatever others do.
+        """
+        if not wait_for_others:
             return await self._generate_and_store(key, generate)
-        hit = (await self.get_many([key], count=count))[0]
-        if hit is not None:
-            return hit.value, hit.layer
         return await self.single_flight.do(
             key, lambda: self._generate_and_store(key, generate), lambda: self._shared_lookup(key)
         )
