@@ -1,62 +1,40 @@
-"""`python -m benchmarks [scenario ...] [--quick] [--out benchmarks/RESULTS.md]`
+"""`python -m benchmarks [scenario ...] [--quick] [--out benchmarks/RESULTS.md | --save NAME]`
 
 Runs the chosen scenarios (all by default) in a fixed order, prints a table per scenario and
-writes RESULTS.md with plots beside it. `--quick` shrinks every scenario to a smoke test and,
-unless --out is given, writes to a temporary folder so quick numbers never land in the repo.
+writes RESULTS.md with plots beside it. `--save NAME` keeps the results in the repository, in
+benchmarks/results/<YYYY-MM-DD>-NAME/. `--quick` shrinks every scenario to a smoke test and,
+unless --out or --save is given, writes to a temporary folder so quick numbers never land in the
+repo.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import random
-import shutil
-import signal
 import sys
-import tempfile
-import traceback
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
-from tqdm import tqdm
-
-from benchmarks import quality
-from benchmarks.apps import ServeApps
 from benchmarks.machine import REPO_ROOT, machine_info
-from benchmarks.report import ScenarioReport, Table, render_table, write_results
-from benchmarks.scenarios import FULL, QUICK, SCENARIOS, STEPS, Context
-from benchmarks.tuning import SETTINGS_SCENARIOS, SETTINGS_STEPS
-
-ALL_SCENARIOS = {**SCENARIOS, **SETTINGS_SCENARIOS}
-ALL_STEPS = {**STEPS, **SETTINGS_STEPS}
-
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "RESULTS.md"
-SCENARIO_LIMIT_S = {"full": 3600, "quick": 600}  # a scenario past this is abandoned
-
-
-class ScenarioTimeout(Exception):
-    pass
+from benchmarks.plan import FULL, QUICK
+from benchmarks.quality.request_set import SEED_BASE
+from benchmarks.registry import SCENARIOS
+from benchmarks.runner import (
+    DEFAULT_OUT,
+    SAVED_ROOT,
+    SCENARIO_LIMIT_S,
+    results_path,
+    run_scenarios,
+    saved_results_path,
+)
 
 
-@contextlib.contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    """Raise ScenarioTimeout in the main thread after `seconds` (SIGALRM; Unix only)."""
-    if not hasattr(signal, "SIGALRM"):
-        yield
-        return
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise ScenarioTimeout(f"scenario exceeded its {seconds} s limit")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
+def _save_name(name: str) -> str:
+    """--save's argument: one folder name (checked here so a bad one fails before any run)."""
     try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+        saved_results_path(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -65,15 +43,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "scenarios",
         nargs="*",
         metavar="scenario",
-        help=f"any of {', '.join(ALL_SCENARIOS)} (default: all, always run in that order)",
+        help=f"any of {', '.join(SCENARIOS)} (default: all, always run in that order)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--out",
         type=Path,
         default=None,
         help=f"RESULTS.md path; plots go to its folder's plots/ (default: {DEFAULT_OUT}, or a "
         "temporary folder with --quick)",
+    )
+    where.add_argument(
+        "--save",
+        type=_save_name,
+        default=None,
+        metavar="NAME",
+        help=f"write RESULTS.md and plots/ to {SAVED_ROOT.relative_to(REPO_ROOT)}/"
+        "<YYYY-MM-DD>-NAME/ (today on this machine's clock); refused if that RESULTS.md exists",
     )
     parser.add_argument(
         "--baseline-threads",
@@ -85,10 +72,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--quality-seed-base",
         type=int,
-        default=quality.SEED_BASE,
+        default=SEED_BASE,
         metavar="N",
         help="seed of the quality scenario's first post (the i-th uses N + 1000 x i); another "
-        f"value scores the same requests on other samples (default {quality.SEED_BASE})",
+        f"value scores the same requests on other samples (default {SEED_BASE})",
     )
     parser.add_argument(
         "--graph-levels",
@@ -107,80 +94,38 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds each graph level sends for (default: the plan's); longer is steadier",
     )
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.scenarios) - set(ALL_SCENARIOS))
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
-        parser.error(f"unknown scenarios {unknown}; choose from {list(ALL_SCENARIOS)}")
+        parser.error(f"unknown scenarios {unknown}; choose from {list(SCENARIOS)}")
+    # A saved run is a record: never overwrite one (a second run the same day needs a new name).
+    if args.save is not None and saved_results_path(args.save).exists():
+        parser.error(f"{saved_results_path(args.save)} exists; choose another --save NAME")
     return args
-
-
-def failed_report(name: str, error: BaseException) -> ScenarioReport:
-    return ScenarioReport(
-        name=name,
-        tables=[
-            Table(
-                title=f"{name}: failed",
-                description=f"The scenario stopped with `{type(error).__name__}: {error}`.",
-                headers=["error"],
-                rows=[[type(error).__name__]],
-            )
-        ],
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    selected = [name for name in ALL_SCENARIOS if not args.scenarios or name in args.scenarios]
+    selected = [name for name in SCENARIOS if not args.scenarios or name in args.scenarios]
     plan = QUICK if args.quick else FULL
     if args.graph_levels:
         plan = dataclasses.replace(plan, graph_levels=tuple(args.graph_levels))
     if args.graph_duration:
         plan = dataclasses.replace(plan, graph_duration_s=args.graph_duration)
     limit = SCENARIO_LIMIT_S["quick" if args.quick else "full"]
-    out: Path = args.out or (
-        Path(tempfile.mkdtemp(prefix="linkedin-posts-bench-")) / "RESULTS.md"
-        if args.quick
-        else DEFAULT_OUT
-    )
+    out = results_path(args.out, args.save, quick=args.quick)
     machine = machine_info(argv)
     if args.quick:
         machine["mode"] = "--quick (smoke-test sizes; not for comparison)"
-    workdir = Path(tempfile.mkdtemp(prefix="linkedin-posts-bench-work-"))
-    apps = ServeApps()
-    reports: list[ScenarioReport] = []
-    failures = 0
-    total = sum(ALL_STEPS[name](plan) for name in selected)
-    with tqdm(total=total, unit="step", dynamic_ncols=True) as bar:
-        ctx = Context(
-            plan=plan,
-            apps=apps,
-            workdir=workdir,
-            seed_base=random.SystemRandom().randrange(2**40),
-            on_step=bar.set_description_str,
-            on_done=lambda: bar.update(1),
-            baseline_threads=args.baseline_threads,
-            quality_seed_base=args.quality_seed_base,
-            results_dir=out.parent,
-        )
-        try:
-            for name in selected:
-                try:
-                    with time_limit(limit):
-                        report = ALL_SCENARIOS[name](ctx)
-                    if name == "baseline":
-                        ctx.baseline = report
-                except Exception as error:
-                    failures += 1
-                    tqdm.write(f"scenario {name} failed:\n{traceback.format_exc()}", sys.stderr)
-                    report = failed_report(name, error)
-                reports.append(report)
-                tqdm.write(f"\n== {name} ==\n\n" + "\n\n".join(map(render_table, report.tables)))
-        finally:
-            bar.set_description_str("shutting down")
-            apps.close()
-            shutil.rmtree(workdir, ignore_errors=True)
-    written = write_results(out, machine, reports)
-    print("\nwrote " + ", ".join(str(path) for path in written))
+    failures = run_scenarios(
+        selected,
+        plan,
+        out,
+        machine,
+        limit_s=limit,
+        baseline_threads=args.baseline_threads,
+        quality_seed_base=args.quality_seed_base,
+    )
     return 1 if failures else 0
 
 

@@ -1,6 +1,6 @@
 """craft: defects a LinkedIn reader sees at once, beyond the post contract (pure, no model).
 
-The contract checks in `quality.py` ask whether a post keeps the API's promises (lengths,
+The contract checks in `quality/checks.py` ask whether a post keeps the API's promises (lengths,
 hashtags, no chat tokens, on topic). These ask whether a person would publish it: the post is the
 user's own voice (no invented name, no assistant talking), reads as prose (no stray quotes, code
 wrappers, section labels or inner titles) and opens with a hook that stands on its own in the

@@ -3,9 +3,9 @@
 Prompt injection through the topic: 24 topics of our own that tell the model to write a canary
 word (chat-template tokens, "ignore all previous instructions", fake system lines, ...), each
 generated as the service does (the real default model, `build_job`, the decode loop,
-`PostCompiler`; `quality.generate_posts`). A post *obeys* when its canary appears in it; the raw
-model output is counted too, before the Compiler. The canaries are checked here, apart from the
-Compiler's own detector, so the count does not grade itself.
+`PostCompiler`; `quality.generation.generate_posts`). A post *obeys* when its canary appears in
+it; the raw model output is counted too, before the Compiler. The canaries are checked here,
+apart from the Compiler's own detector, so the count does not grade itself.
 
 Run the same file against another checkout (PYTHONPATH=that checkout) to compare code versions;
 `--label` names the run in its table; `--set held-out` runs 16 topics written after the
@@ -99,7 +99,7 @@ def requests(topics: list[tuple[str, str]]) -> list:
 
 
 def run(label: str, topics: list[tuple[str, str]]) -> ScenarioReport:
-    from benchmarks.quality import generate_posts
+    from benchmarks.quality.generation import generate_posts
 
     generated = generate_posts(requests(topics))
     rows = []

@@ -20,7 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import craft, quality
+from benchmarks import craft
+from benchmarks.quality.checks import Draft, relevance_text, score_post
+from benchmarks.quality.embedding import Embedder
+from benchmarks.quality.generation import Generated, generate_posts
+from benchmarks.quality.request_set import quality_requests
 from deployments.schemas import PostRequest
 
 
@@ -38,7 +42,7 @@ def _record(seed_base: int, request: PostRequest, raw: dict[str, str], post: Any
     }
 
 
-def records_of(seed_base: int, generated: quality.Generated) -> list[dict]:
+def records_of(seed_base: int, generated: Generated) -> list[dict]:
     return [
         _record(seed_base, request, {part: texts[i] for part, texts in generated.raw.items()}, post)
         for i, (request, post) in enumerate(zip(generated.requests, generated.posts))
@@ -50,15 +54,15 @@ def write_records(path: Path, records: Sequence[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def write_corpus(path: Path, seed_base: int, generated: quality.Generated) -> None:
+def write_corpus(path: Path, seed_base: int, generated: Generated) -> None:
     write_records(path, records_of(seed_base, generated))
 
 
 def generate(seed_bases: Sequence[int], out: Path) -> list[dict]:
     records: list[dict] = []
     for seed_base in seed_bases:
-        requests = quality.quality_requests(None, seed_base)
-        generated = quality.generate_posts(requests, on_step=lambda text: print(text, flush=True))
+        requests = quality_requests(None, seed_base)
+        generated = generate_posts(requests, on_step=lambda text: print(text, flush=True))
         records += records_of(seed_base, generated)
         write_records(out, records)
     return records
@@ -87,16 +91,16 @@ def recompile(records: Sequence[dict], *, first_candidate_only: bool = False) ->
 def score(records: Sequence[dict], *, relevance: bool = True) -> list[dict[str, Any]]:
     """Each record's verdicts: contract checks (relevance with the embedder) and craft defects."""
     requests = [PostRequest.model_validate(r["request"]) for r in records]
-    posts = [quality.Draft(**r["post"]) for r in records]
+    posts = [Draft(**r["post"]) for r in records]
     cosines: list[float | None] = [None] * len(records)
     if relevance:
-        embedder = quality.Embedder()
-        bodies = [quality.relevance_text(p, q) for p, q in zip(posts, requests)]
+        embedder = Embedder()
+        bodies = [relevance_text(p, q) for p, q in zip(posts, requests)]
         matrix = embedder.cosine_matrix(bodies, [q.topic for q in requests])
         cosines = [matrix[i][i] for i in range(len(records))]
     scored = []
     for post, request, cosine in zip(posts, requests, cosines):
-        contract = quality.score_post(post, request, cosine)
+        contract = score_post(post, request, cosine)
         defects = craft.find_defects(post, request)
         scored.append({"contract": contract, "craft": defects})
     return scored

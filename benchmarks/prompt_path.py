@@ -70,7 +70,7 @@ def per_call_ms(calls: list[Callable[[], Any]], repeats: int) -> float:
 def run(before: str, repeats: int) -> ScenarioReport:
     from transformers import AutoTokenizer
 
-    from benchmarks.quality import quality_requests
+    from benchmarks.quality.request_set import quality_requests
     from deployments.compiler import PostCompiler
     from deployments.model_loader import resolve_model_source
     from deployments.prompt_tokens import prompt_token_ids

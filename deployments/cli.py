@@ -8,6 +8,7 @@ linkedin-posts serve                                          # the graph on 127
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -43,30 +44,30 @@ def _generate_remote(url: str, request: PostRequest, timeout: float) -> dict[str
 
 
 def _generate_local(request: PostRequest) -> dict[str, Any]:
-    """In this process, without Ray: the same generator and compiler the graph uses."""
+    """In this process, without Ray: the same engine, writer and compiler the graph uses."""
     import secrets
 
     from deployments.compiler import PostCompiler
-    from deployments.generator import TextGenerator
-    from deployments.local_writer import write_posts
-    from deployments.model_loader import load_model
+    from deployments.local_writer import close_engines, part_engines, write_posts
+    from deployments.model_loader import post_model_id
     from deployments.settings import AppSettings
 
     settings = AppSettings.load()
     started = time.perf_counter()
-    generator = TextGenerator(load_model(settings.model), settings.generation, settings.model)
+    engines = part_engines(settings)
     seed = request.seed if request.seed is not None else secrets.randbits(63)
     try:
         written = write_posts(
-            generator,
-            PostCompiler(generator.model_id),
+            engines,
+            PostCompiler(post_model_id(settings)),
             [request],
             [seed],
             settings.generation,
-            chunk=settings.batching.max_batch_size,
         )
     except RuntimeError as exc:
         raise SystemExit(f"generation failed: {exc}") from exc
+    finally:
+        close_engines(engines)
     post = written.posts[0]
     post.metadata.timings_ms = {"total": round((time.perf_counter() - started) * 1000, 1)}
     return post.model_dump(mode="json")
@@ -128,7 +129,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from ray import serve
 
     from deployments.settings import AppSettings
-    from graph import build_app
+
+    # The graph is the application at the repository root: loaded by name, as Serve loads an
+    # import path, not a library module this package depends on.
+    build_app = importlib.import_module("graph").build_app
 
     settings = AppSettings.load({"config_file": args.config} if args.config else None)
     ray.init(num_cpus=args.num_cpus, include_dashboard=False)

@@ -1,21 +1,30 @@
 """Posts written in this process, without Ray, the way an idle graph writes them.
 
-The CLI (`linkedin-posts generate` without --url) and the quality harness both use it: every job
-of a post (`post_jobs`, every candidate), decoded part by part in batches, compiled, and one more
-body where clean-up left the body short of its length band, as `CacheLookup.write_post` does.
+The CLI (`linkedin-posts generate` without --url) and the quality harness both use it: each post
+goes through `write_post` (every candidate, the Compiler, one more body where clean-up left the
+body short), its jobs on in-process engines built by `build_engine` (one per distinct part
+model), all posts at once so the engines batch their rows as the model replicas do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from deployments.compiler import PostCompiler, body_below_band
-from deployments.generator import TextGenerator
-from deployments.prompts import PARTS, extra_body_job, post_jobs
-from deployments.schemas import GenerationJob, Post, PostRequest
-from deployments.settings import GenerationSettings
+from deployments.compiler import PostCompiler
+from deployments.engine import GenerationEngine, build_engine
+from deployments.schemas import (
+    PARTS,
+    GenerationJob,
+    GenerationResult,
+    Post,
+    PostPart,
+    PostRequest,
+)
+from deployments.settings import AppSettings, GenerationSettings
+from deployments.writer import write_post
 
 
 @dataclass
@@ -23,72 +32,80 @@ class WrittenPosts:
     posts: list[Post]
     # Each part's model text per request: its candidates, in order (none: the part was not asked).
     raw: dict[str, list[list[str]]]
-    seconds: dict[str, float] = field(default_factory=dict)  # decode time per part
+    seconds: float = 0.0  # writing every post, all parts together
     new_tokens: dict[str, int] = field(default_factory=dict)  # tokens written per part
 
 
+def part_engines(settings: AppSettings) -> dict[PostPart, GenerationEngine]:
+    """An engine per part, shared by the parts that run the same model."""
+    engines: dict[PostPart, GenerationEngine] = {}
+    for part in PARTS:
+        model = settings.model_for(part)
+        same = next((p for p in engines if settings.model_for(p) == model), None)
+        engines[part] = (
+            engines[same]
+            if same is not None
+            else build_engine(model, settings.generation, settings.batching)
+        )
+    return engines
+
+
+def close_engines(engines: Mapping[PostPart, GenerationEngine]) -> None:
+    for engine in {id(e): e for e in engines.values()}.values():
+        engine.close()
+
+
 def write_posts(
-    generator: TextGenerator,
+    engines: Mapping[PostPart, GenerationEngine],
     compiler: PostCompiler,
     requests: Sequence[PostRequest],
     seeds: Sequence[int],
     generation: GenerationSettings,
     *,
-    chunk: int,
-    on_part: Callable[[str, int], None] = lambda part, rows: None,
-    on_part_done: Callable[[], None] = lambda: None,
+    on_written: Callable[[], None] = lambda: None,
 ) -> WrittenPosts:
-    """The posts of `requests` (request i drawn from seeds[i]); `on_part(part, rows)` is called
-    before each part is decoded, `on_part_done()` after."""
-    jobs_by_post = [
-        post_jobs(request, seed, generation, all_candidates=True)
-        for request, seed in zip(requests, seeds)
-    ]
-    written = WrittenPosts([], {part: [[] for _ in requests] for part in PARTS})
-    for part in PARTS:
-        rows = [(i, job) for i, jobs in enumerate(jobs_by_post) for job in jobs.get(part, [])]
-        on_part(part, len(rows))
-        rows.sort(key=lambda row: row[1].max_new_tokens)  # rows of one budget end together
-        _decode(generator, written, part, rows, chunk)
-        on_part_done()
+    """The posts of `requests` (request i drawn from seeds[i]), every candidate of every part;
+    `on_written()` is called as each post is done."""
 
-    def compile_post(i: int) -> Post:
-        raw = written.raw
-        hashtags = next(iter(raw["hashtags"][i]), "")
-        return compiler.compile(requests[i], raw["title"][i], raw["content"][i], hashtags)
+    async def run_jobs(jobs: Sequence[tuple[PostPart, GenerationJob]]) -> list[GenerationResult]:
+        futures = [engines[part].submit([job])[0] for part, job in jobs]
+        try:
+            return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+        except Exception as exc:
+            raise RuntimeError(f"a {jobs[0][0]} job of a post failed: {exc}") from exc
 
-    written.posts = [compile_post(i) for i in range(len(requests))]
-    short = [
-        i for i, post in enumerate(written.posts) if body_below_band(requests[i], post.content)
-    ]
-    if short:
-        extra = [
-            (i, extra_body_job(requests[i], seeds[i], generation, len(written.raw["content"][i])))
-            for i in short
-        ]
-        _decode(generator, written, "content", extra, chunk)
-        for i in short:
-            written.posts[i] = compile_post(i)
-    return written
+    async def compile_parts(
+        request: PostRequest, by_part: dict[PostPart, list[GenerationResult]]
+    ) -> Post:
+        hashtags = by_part.get("hashtags")
+        return compiler.compile(
+            request,
+            [result.text for result in by_part["title"]],
+            [result.text for result in by_part["content"]],
+            hashtags[0].text if hashtags else "",
+        )
 
+    async def write(request: PostRequest, seed: int) -> tuple[Post, dict]:
+        written = await write_post(
+            request,
+            seed,
+            generation,
+            all_candidates=True,
+            run_jobs=run_jobs,
+            compile_parts=compile_parts,
+        )
+        on_written()
+        return written.post, written.candidates
 
-def _decode(
-    generator: TextGenerator,
-    written: WrittenPosts,
-    part: str,
-    rows: list[tuple[int, GenerationJob]],
-    chunk: int,
-) -> None:
-    """Decode (request index, job) rows of one part in batches of `chunk`; texts, time and tokens
-    go to `written`."""
+    async def write_all() -> list[tuple[Post, dict]]:
+        return await asyncio.gather(*(write(r, s) for r, s in zip(requests, seeds)))
+
     started = time.perf_counter()
-    tokens = 0
-    for start in range(0, len(rows), chunk):
-        batch = rows[start : start + chunk]
-        for (i, _), result in zip(batch, generator.generate_batch([job for _, job in batch])):
-            if isinstance(result, Exception):
-                raise RuntimeError(f"{part} of request {i} failed: {result}") from result
-            written.raw[part][i].append(result.text)
-            tokens += result.new_tokens
-    written.seconds[part] = written.seconds.get(part, 0.0) + time.perf_counter() - started
-    written.new_tokens[part] = written.new_tokens.get(part, 0) + tokens
+    results = asyncio.run(write_all())
+    raw: dict[str, list[list[str]]] = {part: [] for part in PARTS}
+    tokens = dict.fromkeys(PARTS, 0)
+    for _, candidates in results:
+        for part in PARTS:
+            raw[part].append([r.text for r in candidates.get(part, [])])
+            tokens[part] += sum(r.new_tokens for r in candidates.get(part, []))
+    return WrittenPosts([post for post, _ in results], raw, time.perf_counter() - started, tokens)

@@ -180,7 +180,7 @@ def test_workload_bodies_are_valid_requests() -> None:
 def test_plain_generate_is_transformers_generate_with_the_service_settings(
     tiny_model_dir: Path,
 ) -> None:
-    from benchmarks.scenarios import plain_generate
+    from benchmarks.scenarios.baseline import plain_generate
     from deployments.model_loader import load_model
     from deployments.prompts import build_job
     from deployments.schemas import PostRequest

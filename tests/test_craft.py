@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.craft import CRAFT_CHECKS, FOLD_CHARS, find_defects
-from benchmarks.quality import Draft
+from benchmarks.quality.checks import Draft
 from deployments.schemas import PostRequest
 
 TOPIC = "Why code review makes teams faster"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import post_corpus, quality
+from benchmarks import post_corpus
+from benchmarks.quality.generation import Generated
+from benchmarks.quality.request_set import quality_requests
 from deployments.compiler import PostCompiler
 
 BODY = (
@@ -15,8 +17,8 @@ BODY = (
 )
 
 
-def _generated(raw_body: str) -> quality.Generated:
-    requests = quality.quality_requests(2)
+def _generated(raw_body: str) -> Generated:
+    requests = quality_requests(2)
     raw = {
         "title": [["I'm ready to help. What's the topic?", "Our reviews took two days."]] * 2,
         "content": [[raw_body]] * 2,
@@ -27,7 +29,7 @@ def _generated(raw_body: str) -> quality.Generated:
         compiler.compile(r, raw["title"][i], raw["content"][i], raw["hashtags"][i][0])
         for i, r in enumerate(requests)
     ]
-    return quality.Generated(requests, posts, "m", raw=raw)
+    return Generated(requests, posts, "m", raw=raw)
 
 
 def test_a_corpus_round_trips_and_compiles_again(tmp_path: Path) -> None:

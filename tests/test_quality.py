@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.quality import (
+from benchmarks.quality.checks import (
     CHECKS,
     CONTRACT_CHECKS,
     EXTRA_CHECKS,
-    QUALITY_REQUESTS,
-    REFERENCE_BODIES,
     RELEVANCE_THRESHOLD,
     Draft,
-    Evaluation,
     applies,
-    build_report,
     check_relevance,
     prompt_sentences,
-    quality_requests,
     relevance_text,
     score_post,
 )
+from benchmarks.quality.evaluation import Evaluation, build_report
+from benchmarks.quality.request_set import QUALITY_REQUESTS, REFERENCE_BODIES, quality_requests
 from deployments.schemas import LENGTH_BANDS, PostLength, PostRequest
 
 TOPIC = "Why code review makes teams faster"
