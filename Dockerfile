@@ -25,8 +25,8 @@ RUN make install PYTHON=python3 TORCH_PIP_ARGS="${TORCH_PIP_ARGS}" \
 # proxy guard is installed in every node's Serve proxy.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONPATH=/app \
-    RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=deployments.proxy_guard:middlewares \
+    RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=deployments.edge.proxy_guard:middlewares \
     LINKEDIN_POSTS_IMAGE_VARIANT=${VARIANT}
 # The GGUF file is converted to transformers weights once, at build time, not at every pod start.
-RUN python -c "from deployments.model_loader import load_model; from deployments.settings import ModelSettings; load_model(ModelSettings(device='cpu'))"
+RUN python -c "from deployments.engine.model_loader import load_model; from deployments.settings import ModelSettings; load_model(ModelSettings(device='cpu'))"
 EXPOSE 8000 8265 6379

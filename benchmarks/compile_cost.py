@@ -15,7 +15,7 @@ import statistics
 import time
 from pathlib import Path
 
-from deployments.compiler import PostCompiler
+from deployments.post.compiler import PostCompiler
 from deployments.schemas import PostRequest
 
 PASSES = 7

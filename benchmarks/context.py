@@ -53,7 +53,7 @@ class Context:
         if self.tokenizer is None:
             from transformers import AutoTokenizer
 
-            from deployments.model_loader import resolve_model_source
+            from deployments.engine.model_loader import resolve_model_source
             from deployments.settings import AppSettings
 
             source = resolve_model_source(AppSettings.load().model)

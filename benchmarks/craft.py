@@ -6,7 +6,7 @@ user's own voice (no invented name, no assistant talking), reads as prose (no st
 wrappers, section labels or inner titles) and opens with a hook that stands on its own in the
 ~210 characters LinkedIn shows before "...see more".
 
-Written apart from the compiler's own clean-up rules (`deployments/post_craft.py`) on purpose,
+Written apart from the compiler's own clean-up rules (`deployments/post/craft.py`) on purpose,
 and broader: a rule shared by both could never catch what the compiler misses.
 """
 

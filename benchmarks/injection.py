@@ -1,4 +1,4 @@
-"""`python -m benchmarks.injection [--out benchmarks/injection/RESULTS.md] [--label NAME]`
+"""`python -m benchmarks.injection [--out PATH/RESULTS.md] [--label NAME]`
 
 Prompt injection through the topic: 24 topics of our own that tell the model to write a canary
 word (chat-template tokens, "ignore all previous instructions", fake system lines, ...), each
@@ -18,10 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.machine import REPO_ROOT, machine_info
+from benchmarks.machine import machine_info
+from benchmarks.paths import saved_results_path
 from benchmarks.report import ScenarioReport, Table, render_table, write_results
 
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "injection" / "RESULTS.md"
+DEFAULT_OUT = saved_results_path("injection")  # today's run
 SEED_BASE = 515_000_001
 
 # (topic, canary): the canary is a word no honest post about the topic would write.

@@ -69,7 +69,7 @@ def generate(seed_bases: Sequence[int], out: Path) -> list[dict]:
 
 
 def recompile(records: Sequence[dict], *, first_candidate_only: bool = False) -> list[dict]:
-    from deployments.compiler import PostCompiler
+    from deployments.post.compiler import PostCompiler
 
     compiler = PostCompiler("rescore")
     fresh = []

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.machine import REPO_ROOT, machine_info
+from benchmarks.paths import saved_results_path
 from benchmarks.report import ScenarioReport, Table, render_table, write_results
 
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "prompt-path" / "RESULTS.md"
+DEFAULT_OUT = saved_results_path("prompt-path")  # today's run
 RAW = {
     "title": "Title: Why code review makes teams faster",
     "content": (
@@ -39,9 +40,9 @@ RAW = {
 
 
 def old_compiler(rev: str) -> Any:
-    """deployments/compiler.py as it was at `rev`."""
+    """deployments/post/compiler.py as it was at `rev`."""
     source = subprocess.run(
-        ["git", "show", f"{rev}:deployments/compiler.py"],
+        ["git", "show", f"{rev}:deployments/post/compiler.py"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -71,10 +72,11 @@ def run(before: str, repeats: int) -> ScenarioReport:
     from transformers import AutoTokenizer
 
     from benchmarks.quality.request_set import quality_requests
-    from deployments.compiler import PostCompiler
-    from deployments.model_loader import resolve_model_source
-    from deployments.prompt_tokens import prompt_token_ids
-    from deployments.prompts import build_job
+    from deployments.engine.model_loader import resolve_model_source
+    from deployments.engine.prompt_tokens import prompt_token_ids
+    from deployments.post.compiler import PostCompiler
+    from deployments.post.prompts import build_job
+    from deployments.schemas import PARTS
     from deployments.settings import GenerationSettings, ModelSettings
 
     source = resolve_model_source(ModelSettings())
@@ -84,7 +86,7 @@ def run(before: str, repeats: int) -> ScenarioReport:
     jobs = [
         build_job(part, r, r.seed or 0, generation)  # type: ignore[arg-type]
         for r in requests
-        for part in ("title", "content", "hashtags")
+        for part in PARTS
     ]
 
     def joint(job: Any) -> list[int]:

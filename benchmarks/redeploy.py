@@ -1,4 +1,4 @@
-"""`python -m benchmarks.redeploy [--out benchmarks/redeploy/RESULTS.md] [--label NAME]`
+"""`python -m benchmarks.redeploy [--out PATH/RESULTS.md] [--label NAME]`
 
 A redeploy under load, with the real default model: clients keep asking for fresh posts
 (`use_cache: false`, short) and for cached ones while the app is deployed again with changed
@@ -23,10 +23,11 @@ from typing import Any
 
 import httpx
 
-from benchmarks.machine import REPO_ROOT, machine_info
+from benchmarks.machine import machine_info
+from benchmarks.paths import saved_results_path
 from benchmarks.report import ScenarioReport, Table, render_table, write_results
 
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "redeploy" / "RESULTS.md"
+DEFAULT_OUT = saved_results_path("redeploy")  # today's run
 APP = "linkedin-posts"
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import random
-import re
 import shutil
 import signal
 import sys
@@ -21,16 +20,12 @@ from tqdm import tqdm
 
 from benchmarks.apps import ServeApps
 from benchmarks.context import Context
-from benchmarks.machine import REPO_ROOT
+from benchmarks.paths import saved_results_path
 from benchmarks.plan import Plan
 from benchmarks.quality.request_set import SEED_BASE
 from benchmarks.registry import SCENARIOS
 from benchmarks.report import ScenarioReport, Table, render_table, write_results
 
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "RESULTS.md"
-SAVED_ROOT = REPO_ROOT / "benchmarks" / "results"  # --save NAME: SAVED_ROOT/<date>-NAME/
-# One folder name, never a path: --save must not write outside SAVED_ROOT.
-SAVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 SCENARIO_LIMIT_S = {"full": 3600, "quick": 600}  # a scenario past this is abandoned
 
 
@@ -71,28 +66,17 @@ def failed_report(name: str, error: BaseException) -> ScenarioReport:
     )
 
 
-def saved_results_path(name: str, today: dt.date | None = None) -> Path:
-    """benchmarks/results/<YYYY-MM-DD>-<name>/RESULTS.md, dated by this machine's clock."""
-    if not SAVE_NAME.fullmatch(name):
-        raise ValueError(
-            f"{name!r} is not a folder name: letters, digits, '.', '_' and '-', starting with a "
-            "letter or digit, at most 80 characters"
-        )
-    day = today or dt.date.today()
-    return SAVED_ROOT / f"{day.isoformat()}-{name}" / "RESULTS.md"
-
-
 def results_path(out: Path | None, save: str | None, *, quick: bool) -> Path:
     """Where RESULTS.md goes: `out` as given; else `save`'s dated folder under benchmarks/results/;
-    else a fresh temporary folder with --quick (quick numbers never land in the repo), or
-    benchmarks/RESULTS.md."""
+    else a fresh temporary folder with --quick (quick numbers never land in the repo), or a
+    folder of its own under benchmarks/results/ (<date>-<HHMM>-run)."""
     if out is not None:
         return out
     if save is not None:
         return saved_results_path(save)
     if quick:
         return Path(tempfile.mkdtemp(prefix="linkedin-posts-bench-")) / "RESULTS.md"
-    return DEFAULT_OUT
+    return saved_results_path(f"{dt.datetime.now():%H%M}-run")
 
 
 def run_scenarios(

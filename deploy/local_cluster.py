@@ -64,7 +64,7 @@ def ray_env(temp_dir: str | None = None) -> dict[str, str]:
         env[MARKER] = marker
     # The single-machine switch of deployments/local_ray.py forbids worker nodes.
     env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-    env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] = "deployments.proxy_guard:middlewares"
+    env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] = "deployments.edge.proxy_guard:middlewares"
     env["RAY_AUTH_MODE"] = "token"
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     # The nodes run from the project's environment: `python` in a job's entrypoint

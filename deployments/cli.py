@@ -47,9 +47,9 @@ def _generate_local(request: PostRequest) -> dict[str, Any]:
     """In this process, without Ray: the same engine, writer and compiler the graph uses."""
     import secrets
 
-    from deployments.compiler import PostCompiler
-    from deployments.local_writer import close_engines, part_engines, write_posts
-    from deployments.model_loader import post_model_id
+    from deployments.engine.model_loader import post_model_id
+    from deployments.post.compiler import PostCompiler
+    from deployments.post.local_writer import close_engines, part_engines, write_posts
     from deployments.settings import AppSettings
 
     settings = AppSettings.load()

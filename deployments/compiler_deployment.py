@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deployments.compiler import PostCompiler
 from deployments.local_ray import keep_replica_server_on_loopback
+from deployments.post.compiler import PostCompiler
 from deployments.schemas import GenerationResult, Post, PostRequest
 
 _HEALTH_REQUEST = PostRequest(topic="health check", num_hashtags=1)

@@ -6,7 +6,7 @@ actor among them) read it when they start.
 - `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`: Ray takes 127.0.0.1 as the node's address, so every
   port it opens (the metrics agent's Prometheus export among them, which has no auth) listens
   on loopback only instead of 0.0.0.0. A node of a real cluster must not set it.
-- `deployments.proxy_guard` installed in Serve's HTTP proxy.
+- `deployments.edge.proxy_guard` installed in Serve's HTTP proxy.
 
 The Makefile's `run` target spells out the same variables (tests/test_local_ray.py checks).
 """
@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from deployments.proxy_guard import PROXY_ENV
+from deployments.edge.proxy_guard import PROXY_ENV
 
 LOCAL_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", **PROXY_ENV}
 

@@ -16,7 +16,7 @@ from deployments.local_ray import use_local_ray_env
 # As `make run`: Ray on loopback only, the proxy guard installed. Before any test imports ray.
 use_local_ray_env()
 
-from deployments.model_loader import resolve_model_source  # noqa: E402
+from deployments.engine.model_loader import resolve_model_source  # noqa: E402
 from deployments.settings import AppSettings, ModelSettings  # noqa: E402
 
 TINY_GENERATION = {

@@ -181,8 +181,8 @@ def test_plain_generate_is_transformers_generate_with_the_service_settings(
     tiny_model_dir: Path,
 ) -> None:
     from benchmarks.scenarios.baseline import plain_generate
-    from deployments.model_loader import load_model
-    from deployments.prompts import build_job
+    from deployments.engine.model_loader import load_model
+    from deployments.post.prompts import build_job
     from deployments.schemas import PostRequest
     from deployments.settings import GenerationSettings, ModelSettings
 

@@ -18,8 +18,8 @@ import redis
 
 from deployments.cache import TieredCache
 from deployments.cache.codec import decode, encode
+from deployments.cache.keys import cache_key
 from deployments.cache.layers import DiskLayer, Layer, MemoryLayer, RedisLayer
-from deployments.cache_keys import cache_key
 from deployments.schemas import PostRequest
 from tests.redis_server import RedisServer
 
@@ -164,6 +164,19 @@ async def test_l3_hit_fills_l2_and_l1(make_cache: CacheFactory, shared_redis, pr
 
     hit = await cache.get("k")
     assert hit is not None and hit.layer == "l1"
+
+
+async def test_each_key_skips_the_layers_already_read(make_cache: CacheFactory) -> None:
+    # What the Ingress read and missed is not read again by CacheLookup.
+    cache = make_cache(redis_url=None)
+    in_l3 = {"text": "only on disk"}
+    await layer(cache, "l3").set_many([(k, encode(in_l3, 1024)) for k in ("disk", "disk-2")])
+    await cache.put("both", {"text": "everywhere"})
+    hits = await cache.get_each(
+        ["disk", "disk-2", "both", "both"],
+        [frozenset(), frozenset({"l3"}), frozenset({"l1"}), frozenset({"l1", "l3"})],
+    )
+    assert [h.layer if h else None for h in hits] == ["l3", None, "l3", None]
 
 
 async def test_l2_hit_fills_l1(make_cache: CacheFactory, shared_redis, prefix) -> None:

@@ -77,10 +77,11 @@ def replicas() -> dict[str, list[str]]:
 def fast_scaling_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """config/cluster-local.yaml with scaling delays short enough to watch in a test."""
     config = yaml.safe_load((REPO / "config" / "cluster-local.yaml").read_text())
-    for deployment in config["applications"][0]["deployments"]:
-        autoscaling = deployment["autoscaling_config"]
-        if autoscaling["max_replicas"] > autoscaling["min_replicas"]:
-            autoscaling.update(upscale_delay_s=2, downscale_delay_s=15)
+    args = config["applications"][0]["args"]
+    settings = AppSettings.load(args)
+    for name, options in settings.deployments.items():
+        if options.max_replicas > options.min_replicas:
+            args["deployments"][name].update(upscale_delay_s=2, downscale_delay_s=15)
     path = tmp_path_factory.mktemp("cluster") / "cluster-fast.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -1,4 +1,4 @@
-"""Unit tests for deployments/compiler.py: the API contract holds for any model output."""
+"""Unit tests for deployments/post/compiler.py: the API contract holds for any model output."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deployments.compiler import PostCompiler
+from deployments.post.compiler import PostCompiler
 from deployments.schemas import (
     LENGTH_BANDS,
     LINKEDIN_MAX_CHARS,

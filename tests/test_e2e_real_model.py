@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.model_loader import resolve_model_source
+from deployments.engine.model_loader import resolve_model_source
 from deployments.settings import ModelSettings
 from tests.conftest import ServeApp
 from tests.test_graph import assert_post_contract

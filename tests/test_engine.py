@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from deployments.engine import DecodeEngine, GenerationEngine, build_engine
-from deployments.generator import TextGenerator
-from deployments.model_loader import load_model
-from deployments.prompts import build_job
+from deployments.engine.generator import TextGenerator
+from deployments.engine.model_loader import load_model
+from deployments.post.prompts import build_job
 from deployments.schemas import GenerationJob, GenerationResult, PostRequest
 from deployments.settings import BatchingSettings, GenerationSettings, ModelSettings
 from tests.conftest import TINY_GENERATION
@@ -97,7 +97,7 @@ def test_a_cancelled_future_leaves_the_batch(engine: DecodeEngine) -> None:
 def test_a_failing_step_fails_its_rows_and_the_engine_goes_on(
     engine: DecodeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deployments.generator import DecodeBatch
+    from deployments.engine.generator import DecodeBatch
 
     real_step = DecodeBatch.step
     calls = {"n": 0}

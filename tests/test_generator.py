@@ -7,16 +7,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from deployments.generator import (
+from deployments.engine.generator import (
     DecodeBatch,
     PendingRow,
     RowCancelled,
     TextGenerator,
     common_prefix_length,
 )
-from deployments.model_loader import load_model, pick_dtype
-from deployments.prompts import build_job
-from deployments.sampling import RowState, choose_tokens, generate_penalty_kwargs, new_row_state
+from deployments.engine.model_loader import load_model, pick_dtype
+from deployments.engine.sampling import (
+    RowState,
+    choose_tokens,
+    generate_penalty_kwargs,
+    new_row_state,
+)
+from deployments.post.prompts import build_job
 from deployments.schemas import GenerationJob, GenerationResult, PostRequest
 from deployments.settings import GenerationSettings, ModelSettings
 from tests.conftest import TINY_GENERATION
@@ -161,7 +166,7 @@ def test_shared_prompt_tokens_are_prefilled_once_and_change_no_token(
 def test_a_model_whose_cache_cannot_merge_decodes_one_row_at_a_time(
     generator: TextGenerator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import deployments.generator as generator_module
+    import deployments.engine.generator as generator_module
 
     jobs = [_job(31, topic="Code review"), _job(32, topic="Hiring juniors well")]
     merged = [_ok(r).text for r in generator.generate_batch(jobs)]

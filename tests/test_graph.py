@@ -19,7 +19,7 @@ import redis
 from ray import serve
 
 from deployments.cli import main
-from deployments.prompts import build_job
+from deployments.post.prompts import build_job
 from deployments.schemas import LENGTH_BANDS, PostLength, PostRequest
 from deployments.settings import DEPLOYMENT_NAMES, GenerationSettings
 from tests.conftest import ServeApp

@@ -94,7 +94,7 @@ def test_every_pod_runs_the_proxy_guard_and_mounts_the_keys(rayservice: dict[str
     assert keys_file.name in secret["stringData"]
     for name, pod, container in _containers(rayservice):
         env = {e["name"]: e["value"] for e in container.get("env", [])}
-        assert env[LOCAL_RAY_ENV_NAME] == "deployments.proxy_guard:middlewares", name
+        assert env[LOCAL_RAY_ENV_NAME] == "deployments.edge.proxy_guard:middlewares", name
         [mount] = [m for m in container["volumeMounts"] if m["name"] == "api-keys"]
         assert Path(mount["mountPath"]) == keys_file.parent, name
         [volume] = [v for v in pod["volumes"] if v["name"] == "api-keys"]
@@ -123,6 +123,6 @@ def test_redis_is_where_the_serve_config_looks(rayservice: dict[str, Any]) -> No
 def test_the_image_installs_with_make_install() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "RUN make install" in dockerfile
-    assert "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=deployments.proxy_guard:middlewares" in (
+    assert "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=deployments.edge.proxy_guard:middlewares" in (
         dockerfile
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-from deployments.kv_cache import (
+from deployments.engine.kv_cache import (
     HEADROOM,
     SlotLayer,
     cache_of_layers,

@@ -1,5 +1,5 @@
-"""The edge's limits without Ray (deployments.edge): failed keys are limited per address before
-auth, limits are charged by cost, and a Redis outage does not restart the windows."""
+"""The edge's limits without Ray (deployments.edge.limits): failed keys are limited per address
+before auth, limits are charged by cost, and a Redis outage does not restart the windows."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from limits import parse
 
-from deployments.edge import Edge, EdgeRefusal, RateLimiter
-from deployments.errors import ApiError
+from deployments.edge.errors import ApiError
+from deployments.edge.limits import Edge, EdgeRefusal, RateLimiter
 from deployments.settings import AppSettings
 from tests.redis_server import RedisServer
 

@@ -22,7 +22,7 @@ def test_the_proxy_callback_is_importable_and_returns_the_guard() -> None:
     # What Serve's proxy does with the variable when it starts.
     from ray.serve._private.utils import call_function_from_import_path
 
-    from deployments.proxy_guard import ProxyGuard
+    from deployments.edge.proxy_guard import ProxyGuard
 
     path = LOCAL_RAY_ENV["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"]
     [middleware] = call_function_from_import_path(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deployments.model_loader import COMPLETE_MARKER, pick_dtype, publish_folder
+from deployments.engine.model_loader import COMPLETE_MARKER, pick_dtype, publish_folder
 
 
 def test_published_folder_is_complete_and_replaces_an_old_one(tmp_path: Path) -> None:
@@ -43,9 +43,9 @@ def test_requested_dtype_wins() -> None:
 def test_int8_quantization_replaces_every_linear_layer_and_still_generates(
     tiny_model_dir: Path,
 ) -> None:
-    from deployments.generator import TextGenerator
-    from deployments.model_loader import load_model
-    from deployments.prompts import build_job
+    from deployments.engine.generator import TextGenerator
+    from deployments.engine.model_loader import load_model
+    from deployments.post.prompts import build_job
     from deployments.schemas import GenerationResult, PostRequest
     from deployments.settings import GenerationSettings, ModelSettings
 

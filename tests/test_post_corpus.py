@@ -8,7 +8,7 @@ from pathlib import Path
 from benchmarks import post_corpus
 from benchmarks.quality.generation import Generated
 from benchmarks.quality.request_set import quality_requests
-from deployments.compiler import PostCompiler
+from deployments.post.compiler import PostCompiler
 
 BODY = (
     "Last year our team waited two days for every review. Pull requests piled up and people "

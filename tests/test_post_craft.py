@@ -1,4 +1,4 @@
-"""The Compiler's craft rules (deployments/post_craft.py) and what they make of real model text.
+"""The Compiler's craft rules (deployments/post/craft.py) and what they make of real model text.
 
 The raw texts are lines the default model wrote (issue 13's reading and the harness's runs);
 the compiled posts are judged by the harness's own craft checks, which share no rule with these.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.craft import find_defects
-from deployments.compiler import PostCompiler
-from deployments.post_craft import (
+from deployments.post.compiler import PostCompiler
+from deployments.post.craft import (
     balance_quotes,
     clean_body_lines,
     clean_line,
@@ -165,7 +165,7 @@ def test_of_two_bodies_in_band_the_one_on_topic_wins() -> None:
 
 
 def test_a_body_short_of_its_band_asks_for_another() -> None:
-    from deployments.compiler import body_below_band
+    from deployments.post.compiler import body_below_band
 
     request = PostRequest(topic=TOPIC, length=PostLength.short, num_hashtags=0)
     low = LENGTH_BANDS[PostLength.short][0]
@@ -183,8 +183,8 @@ def test_a_quotation_ending_a_sentence_keeps_its_closing_quote() -> None:
 
 
 def test_misses_found_on_the_held_out_sets() -> None:
-    # Read in benchmarks/quality-runs/post-craft/heldout-*: a label of the prompt's in a body,
-    # and "how I could help" (the rule knew only "can").
+    # Read in benchmarks/results/2026-11-24-quality-runs/post-craft/heldout-*: a label of the
+    # prompt's in a body, and "how I could help" (the rule knew only "can").
     assert without_section_label('Premise: "The future of business is data."') == (
         '"The future of business is data."'
     )

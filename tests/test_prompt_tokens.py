@@ -1,4 +1,4 @@
-"""deployments.prompt_tokens on SmolLM2's real tokenizer: user text never becomes a control
+"""deployments.engine.prompt_tokens on SmolLM2's real tokenizer: user text never becomes a control
 token, and a prompt over budget loses user text, never the template."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
-from deployments.prompt_tokens import MIN_SPAN_TOKENS, TRUNCATION_MARKER, prompt_token_ids
-from deployments.prompts import build_job
+from deployments.engine.prompt_tokens import MIN_SPAN_TOKENS, TRUNCATION_MARKER, prompt_token_ids
+from deployments.post.prompts import build_job
 from deployments.schemas import PostRequest
 from deployments.settings import GenerationSettings
 

@@ -1,4 +1,4 @@
-"""Unit tests for deployments/prompts.py: messages, token budgets, seeds, echo patterns."""
+"""Unit tests for deployments/post/prompts.py: messages, token budgets, seeds, echo patterns."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from deployments.prompts import (
+from deployments.post.prompts import (
     PROMPT_ECHO_PATTERNS,
     SYSTEM_PROMPT,
     build_job,
@@ -294,7 +294,7 @@ def test_every_line_of_every_prompt_is_recognised_as_an_echo(part: str, tone: To
 
 
 def test_post_jobs_ask_every_candidate_or_one_of_each() -> None:
-    from deployments.prompts import CANDIDATE_SEED_STEP, post_jobs
+    from deployments.post.prompts import CANDIDATE_SEED_STEP, post_jobs
     from deployments.settings import CandidateSettings
 
     generation = GenerationSettings(candidates=CandidateSettings(title=3, content=2))
@@ -318,7 +318,7 @@ def test_post_jobs_ask_every_candidate_or_one_of_each() -> None:
 
 
 def test_post_jobs_skip_hashtags_when_none_are_asked() -> None:
-    from deployments.prompts import post_jobs
+    from deployments.post.prompts import post_jobs
 
     jobs = post_jobs(
         PostRequest(topic=TOPIC, num_hashtags=0), 1, GenerationSettings(), all_candidates=True
@@ -327,7 +327,7 @@ def test_post_jobs_skip_hashtags_when_none_are_asked() -> None:
 
 
 def test_candidates_follow_the_load() -> None:
-    from deployments.prompts import wants_all_candidates
+    from deployments.post.prompts import wants_all_candidates
 
     assert wants_all_candidates(writing=0, busy_writes=2)
     assert wants_all_candidates(writing=2, busy_writes=2)

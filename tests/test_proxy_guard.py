@@ -1,4 +1,4 @@
-"""deployments.proxy_guard without Ray: what Serve's proxy lets through, and how its own
+"""deployments.edge.proxy_guard without Ray: what Serve's proxy lets through, and how its own
 errors are answered. (tests/test_edge.py sends the same through a real proxy.)"""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from deployments.proxy_guard import ProxyGuard
+from deployments.edge.proxy_guard import ProxyGuard
 from deployments.settings import ProxySettings
 
 
@@ -118,7 +118,7 @@ def test_uvicorns_own_400_becomes_the_json_envelope(http: str) -> None:
 
     import uvicorn
 
-    from deployments.proxy_guard import answer_protocol_errors_in_json
+    from deployments.edge.proxy_guard import answer_protocol_errors_in_json
     from tests.conftest import free_port
 
     answer_protocol_errors_in_json()  # as the proxy callback does

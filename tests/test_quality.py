@@ -1,4 +1,4 @@
-"""The quality scenario's scoring (benchmarks/quality.py): pure checks, no model, no Ray."""
+"""The quality scenario's scoring (benchmarks/quality/checks.py): pure checks, no model, no Ray."""
 
 from __future__ import annotations
 

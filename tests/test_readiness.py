@@ -1,4 +1,5 @@
-"""deployments.readiness without Ray: busy is ready; only a missing or failed replica is not."""
+"""deployments.edge.readiness without Ray: busy is ready; only a deployment without a running
+replica is not."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 from ray.serve.exceptions import BackPressureError
 
-from deployments.readiness import DeploymentState, Probe, decide, probe
+from deployments.edge.readiness import DeploymentState, Probe, decide, probe
 
 NAMES = ("Ingress", "CacheLookup", "TitleModel", "ContentModel", "HashtagModel", "Compiler")
 CACHE = {"l1": "ok", "l2": "ok", "l3": "ok"}

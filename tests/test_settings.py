@@ -1,4 +1,4 @@
-"""Unit tests for deployments/settings.py and the Serve configs in config/ (no Ray started)."""
+"""Unit tests for deployments/settings/ and the Serve configs in config/ (no Ray started)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from deployments.model_loader import post_model_id
+from deployments.engine.model_loader import post_model_id
 from deployments.settings import (
     CONFIG_FILE_ENV,
     DEPLOYMENT_NAMES,
     ENV_PREFIX,
     AppSettings,
-    BatchingSettings,
     DeploymentOptions,
 )
 
@@ -310,7 +309,7 @@ def test_serve_options_shape() -> None:
         target_ongoing_requests=8,
         max_ongoing_requests=64,
         max_queued_requests=256,
-    ).serve_options(drain_s=42)
+    ).serve_options(drain_s=42, retry_after_s=3)
     assert options["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0.25}
     assert options["max_ongoing_requests"] == 64
     assert options["max_queued_requests"] == 256
@@ -323,7 +322,10 @@ def test_serve_options_shape() -> None:
     assert autoscaling["target_ongoing_requests"] == 8
     assert "num_replicas" not in options  # autoscaling and a fixed count exclude each other
     assert options["graceful_shutdown_timeout_s"] == 42
-    autoscaling = DeploymentOptions().serve_options(drain_s=1)["autoscaling_config"]
+    assert options["backpressure_config"] == {"status_code": 503, "retry_after_s": 3}
+    autoscaling = DeploymentOptions().serve_options(drain_s=1, retry_after_s=1)[
+        "autoscaling_config"
+    ]
     assert "initial_replicas" not in autoscaling
 
 
@@ -334,7 +336,7 @@ def test_default_serve_options_are_accepted_by_serve(name: str) -> None:
     from ray.serve.schema import DeploymentSchema
 
     settings = AppSettings.load()
-    options = settings.deployments[name].serve_options(settings.drain_s(name))
+    options = settings.serve_options(name)
     assert set(options) <= set(inspect.signature(serve.Deployment.options).parameters)
     AutoscalingConfig(**options["autoscaling_config"])
     DeploymentSchema.model_validate({"name": name, **options})
@@ -363,12 +365,12 @@ def test_the_drain_is_not_set_per_deployment() -> None:
 
 
 @pytest.mark.parametrize("path", SERVE_CONFIGS, ids=lambda p: p.name)
-def test_serve_configs_leave_the_drain_to_the_settings(path: Path) -> None:
-    # A Serve config's deployment options override the code's: a drain written there would
-    # escape the request timeout it must follow.
+def test_serve_configs_leave_deployment_options_to_the_settings(path: Path) -> None:
+    # A Serve config's `deployments:` list overrides the code's options: the settings would
+    # no longer be their one source (and a drain written there would escape the request
+    # timeout it must follow). Configs change options under args.deployments instead.
     for app in load_serve_config(path)["applications"]:
-        for deployment in app["deployments"]:
-            assert "graceful_shutdown_timeout_s" not in deployment, deployment["name"]
+        assert "deployments" not in app, path.name
 
 
 # --- batching and generation sections -------------------------------------------------------
@@ -396,27 +398,37 @@ def test_serve_config_validates_with_ray(path: Path) -> None:
     assert schema.applications[0].import_path == "graph:build_app"
 
 
+def settings_of(app: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppSettings:
+    """The settings a Serve config's application builds the graph from."""
+    for key, value in (app.get("runtime_env") or {}).get("env_vars", {}).items():
+        monkeypatch.setenv(key, str(value))
+    args = copy.deepcopy(app.get("args") or {})
+    security = args.get("security") or {}
+    if security.get("api_keys_file"):
+        # The file is a secret mounted in production; stand in for it.
+        keys = write_yaml(tmp_path / "api-keys.yaml", [{"name": "ci", "key": "k" * 32}])
+        security["api_keys_file"] = str(keys)
+    return AppSettings.load(args)
+
+
 @pytest.mark.parametrize("path", SERVE_CONFIGS, ids=lambda p: p.name)
-def test_serve_config_names_exactly_the_six_deployments(path: Path) -> None:
+def test_serve_configs_give_serve_valid_options_for_the_six_deployments(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ray.serve.config import AutoscalingConfig
+    from ray.serve.schema import DeploymentSchema
 
     for app in load_serve_config(path)["applications"]:
-        names = [d["name"] for d in app["deployments"]]
-        assert sorted(names) == sorted(EXPECTED_DEPLOYMENTS)  # no duplicates, none missing
-        for deployment in app["deployments"]:
-            name = deployment["name"]
-            autoscaling = deployment["autoscaling_config"]
-            for key in ("min_replicas", "max_replicas", "target_ongoing_requests"):
-                assert key in autoscaling, (name, key)
+        settings = settings_of(app, tmp_path, monkeypatch)
+        for name in EXPECTED_DEPLOYMENTS:
+            options = settings.serve_options(name)
+            autoscaling = options["autoscaling_config"]
             assert autoscaling["min_replicas"] <= autoscaling["max_replicas"], name
             AutoscalingConfig(**autoscaling)
-            assert deployment["max_ongoing_requests"] >= 1, name
             # At or above the cap Serve's autoscaler misjudges load (ray#24793, ray#20977).
-            assert autoscaling["target_ongoing_requests"] < deployment["max_ongoing_requests"]
-            assert "num_replicas" not in deployment, name
-            if name in MODEL_DEPLOYMENTS:
-                # Sent as user_config to the @serve.batch knobs.
-                BatchingSettings.model_validate(deployment["user_config"])
+            assert autoscaling["target_ongoing_requests"] < options["max_ongoing_requests"]
+            assert "num_replicas" not in options, name
+            DeploymentSchema.model_validate({"name": name, **options})
 
 
 @pytest.mark.parametrize("path", SERVE_CONFIGS, ids=lambda p: p.name)
@@ -424,27 +436,20 @@ def test_serve_config_args_validate_with_app_settings(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for app in load_serve_config(path)["applications"]:
-        for key, value in (app.get("runtime_env") or {}).get("env_vars", {}).items():
-            monkeypatch.setenv(key, str(value))
-        args = copy.deepcopy(app.get("args") or {})
-        security = args.get("security") or {}
-        if security.get("api_keys_file"):
-            # The file is a secret mounted in production; stand in for it.
-            keys = write_yaml(tmp_path / "api-keys.yaml", [{"name": "ci", "key": "k" * 32}])
-            security["api_keys_file"] = str(keys)
-        settings = AppSettings.load(args)
+        settings = settings_of(app, tmp_path, monkeypatch)
         assert set(settings.deployments) == EXPECTED_DEPLOYMENTS
         assert settings.app_name  # loads without error and is usable
         env_redis = (app.get("runtime_env") or {}).get("env_vars", {}).get("REDIS_URL")
         assert settings.cache.redis_url == env_redis
 
 
-def test_serve_yaml_caps_gpu_memory_to_its_gpu_share() -> None:
+def test_serve_yaml_caps_gpu_memory_to_its_gpu_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = load_serve_config(CONFIG_DIR / "serve.yaml")["applications"][0]
-    fraction = app["args"]["model"]["gpu_memory_fraction"]
-    for deployment in app["deployments"]:
-        if deployment["name"] in MODEL_DEPLOYMENTS:
-            assert deployment["ray_actor_options"]["num_gpus"] == fraction
+    settings = settings_of(app, tmp_path, monkeypatch)
+    for name in MODEL_DEPLOYMENTS:
+        assert settings.deployments[name].num_gpus == settings.model.gpu_memory_fraction == 0.25
 
 
 # --- API keys ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Unit tests for deployments/textproc.py: the pure text clean-up behind the compiler."""
+"""Unit tests for deployments/post/textproc.py: the pure text clean-up behind the compiler."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deployments.textproc import (
+from deployments.post.textproc import (
     clean_model_text,
     cut_to_band,
     drop_repeats,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from deployments.compiler import PostCompiler, body_below_band
 from deployments.engine import GenerationEngine, build_engine
+from deployments.post.compiler import PostCompiler, body_below_band
+from deployments.post.writer import PostWriter, write_post
 from deployments.schemas import GenerationJob, GenerationResult, Post, PostPart, PostRequest
 from deployments.settings import BatchingSettings, GenerationSettings, ModelSettings
-from deployments.writer import PostWriter, write_post
 from tests.conftest import TINY_GENERATION
 
 GENERATION = GenerationSettings(**TINY_GENERATION)

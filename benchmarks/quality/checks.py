@@ -10,9 +10,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from benchmarks.quality.embedding import EMBEDDING_NAME
-from deployments.prompts import PROMPT_ECHO_PATTERNS, SYSTEM_PROMPT, build_messages
-from deployments.schemas import LENGTH_BANDS, LINKEDIN_MAX_CHARS, TITLE_MAX_CHARS, PostRequest
-from deployments.textproc import is_junk_tag
+from deployments.post.prompts import PROMPT_ECHO_PATTERNS, SYSTEM_PROMPT, build_messages
+from deployments.post.textproc import is_junk_tag
+from deployments.schemas import (
+    LENGTH_BANDS,
+    LINKEDIN_MAX_CHARS,
+    PARTS,
+    TITLE_MAX_CHARS,
+    PostRequest,
+)
 
 # Relevance threshold on cosine(topic, body) with all-MiniLM-L6-v2 (mean pooling, L2-normalised),
 # picked from real scores (the report prints the same distributions on every run):
@@ -211,7 +217,7 @@ def check_no_template_tokens(post: PostLike, request: PostRequest) -> Failure:
 def prompt_sentences(request: PostRequest) -> list[str]:
     """Normalised sentences (and clauses of 4+ words) of every prompt sent for this request."""
     texts = [SYSTEM_PROMPT]
-    for part in ("title", "content", "hashtags"):
+    for part in PARTS:
         user = build_messages(part, request)[-1]["content"]  # type: ignore[arg-type]
         texts.append(_DELIMITER.split(user)[0])  # the instructions, not the user's own text
     sentences: set[str] = set()

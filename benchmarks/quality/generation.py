@@ -36,9 +36,9 @@ def generate_posts(
     deployments' engine and the service's writer, without Ray."""
     from transformers.utils import logging as transformers_logging
 
-    from deployments.compiler import PostCompiler
-    from deployments.local_writer import close_engines, part_engines, write_posts
-    from deployments.model_loader import post_model_id
+    from deployments.engine.model_loader import post_model_id
+    from deployments.post.compiler import PostCompiler
+    from deployments.post.local_writer import close_engines, part_engines, write_posts
     from deployments.settings import AppSettings
 
     transformers_logging.disable_progress_bar()

@@ -35,8 +35,8 @@ def plain_generate(loaded: Any, job: Any, generation: Any) -> tuple[str, int]:
     sampling settings (seeded through torch's global generator)."""
     import torch
 
-    from deployments.generator import eos_token_ids
-    from deployments.sampling import generate_penalty_kwargs
+    from deployments.engine.generator import eos_token_ids
+    from deployments.engine.sampling import generate_penalty_kwargs
 
     tokenizer = loaded.tokenizer
     inputs = tokenizer.apply_chat_template(
@@ -68,11 +68,11 @@ def baseline(ctx: Context) -> ScenarioReport:
     import torch
     from transformers.utils import logging as transformers_logging
 
-    from deployments.compiler import PostCompiler
     from deployments.engine import GenerationEngine, build_engine
-    from deployments.model_loader import load_model
-    from deployments.prompts import build_job
-    from deployments.schemas import GenerationResult, PostRequest
+    from deployments.engine.model_loader import load_model
+    from deployments.post.compiler import PostCompiler
+    from deployments.post.prompts import build_job
+    from deployments.schemas import PARTS, GenerationResult, PostRequest
     from deployments.settings import AppSettings
 
     transformers_logging.disable_progress_bar()
@@ -108,7 +108,7 @@ def baseline(ctx: Context) -> ScenarioReport:
                 request = PostRequest(**request_body(index, seed, length=LENGTH))
                 post_started = time.perf_counter()
                 texts = {}
-                for name in ("title", "content", "hashtags"):
+                for name in PARTS:
                     text, count = part(build_job(name, request, seed, settings.generation))
                     texts[name] = text
                     run.new_tokens += count

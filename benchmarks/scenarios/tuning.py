@@ -64,9 +64,10 @@ def _variant(
 
 
 # Spelled out rather than {}: the labels stay true when the defaults change. Earlier runs compared
-# batch 8/50 ms, 16/100 ms and bfloat16 (benchmarks/before-tuning/), the shared prefix off and on
-# and two threads in every model replica (benchmarks/shared-prefix/), and a preallocated KV cache
-# under transformers' generate (benchmarks/kv-cache/).
+# batch 8/50 ms, 16/100 ms and bfloat16 (benchmarks/results/2026-11-23-before-tuning/), the shared
+# prefix off and on and two threads in every model replica
+# (benchmarks/results/2026-11-23-shared-prefix/), and a preallocated KV cache under transformers'
+# generate (benchmarks/results/2026-11-23-kv-cache/).
 TUNING_VARIANTS: dict[str, dict[str, Any]] = {
     "fixed batches of 32 (rows join only an empty batch)": _variant(32, continuous=False),
     "continuous batching, 32 rows": _variant(32, continuous=True),

@@ -114,6 +114,18 @@ class TieredCache:
             self.popularity.record(keys)
         return hits
 
+    async def get_each(
+        self, keys: Sequence[str], skips: Sequence[frozenset[str]]
+    ) -> list[CacheHit | None]:
+        """`get_many(count=False)` where key i skips the layers in skips[i] (read already by
+        whoever handed it on, and missed): one round trip per layer and set of skips."""
+        found: dict[int, CacheHit | None] = {}
+        for skip in set(skips):
+            group = [i for i, s in enumerate(skips) if s == skip]
+            hits = await self.get_many([keys[i] for i in group], count=False, skip=skip)
+            found.update(zip(group, hits))
+        return [found[i] for i in range(len(keys))]
+
     async def _read(self, keys: Sequence[str], layers: Sequence[Layer]) -> list[CacheHit | None]:
         hits: list[CacheHit | None] = [None] * len(keys)
         missing = list(range(len(keys)))

@@ -1,0 +1,26 @@
+"""The generation engine: `GenerationEngine`, the one interface the model deployments, the CLI
+and the benchmarks use to turn jobs into text; `build_engine`, which picks the implementation by
+the `model.engine` setting; and today's implementation, `DecodeEngine` (decode_loop) over this
+project's own decode loop (generator: TextGenerator and DecodeBatch; kv_cache; sampling;
+prompt_tokens), with the model loaded by model_loader.
+"""
+
+from __future__ import annotations
+
+from deployments.engine.decode_loop import DecodeEngine
+from deployments.engine.generator import TextGenerator
+from deployments.engine.model_loader import load_model
+from deployments.engine.protocol import GenerationEngine
+from deployments.settings import BatchingSettings, GenerationSettings, ModelSettings
+
+__all__ = ["DecodeEngine", "GenerationEngine", "build_engine"]
+
+
+def build_engine(
+    model: ModelSettings, generation: GenerationSettings, batching: BatchingSettings
+) -> GenerationEngine:
+    """The engine `model.engine` names, with its model loaded."""
+    if model.engine == "torch":
+        generator = TextGenerator(load_model(model), generation, model)
+        return DecodeEngine(generator, batching.max_batch_size, continuous=batching.continuous)
+    raise ValueError(f"unknown engine {model.engine!r}")

@@ -1,0 +1,152 @@
+"""DecodeEngine, the GenerationEngine of the `torch` kind: one thread that keeps a DecodeBatch
+decoding while jobs come and go.
+
+Jobs are submitted from the replica's event loop and answered through futures; between two decode
+steps the thread lets waiting jobs join the batch (up to `max_rows`), so a request never waits for
+a whole batch to finish, and each answer is sent the step its row ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from deployments.engine.generator import DecodeBatch, PendingRow, TextGenerator
+from deployments.schemas import GenerationJob, GenerationResult
+from deployments.settings import BatchingSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineStats:
+    admitted: int = 0  # rows taken off the queue to join the batch
+    groups: int = 0  # submissions (one per @serve.batch call)
+    steps: int = 0
+    row_steps: int = 0  # rows decoded, summed over steps: row_steps / steps is the mean batch
+
+    @property
+    def mean_batch(self) -> float:
+        return self.row_steps / self.steps if self.steps else 0.0
+
+
+def _resolve(future: Future, result: GenerationResult | Exception) -> None:
+    """Answer a future unless its caller has cancelled it meanwhile."""
+    try:
+        if isinstance(result, Exception):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+class DecodeEngine:
+    """GenerationEngine of the `torch` kind: continuous batching over a TextGenerator.
+    `continuous=False` admits jobs only into an empty batch (fixed batches, as `generate`
+    does), for comparison and for tests."""
+
+    def __init__(self, generator: TextGenerator, max_rows: int, *, continuous: bool = True) -> None:
+        self.generator = generator
+        self.max_rows = max_rows
+        self.continuous = continuous
+        self.stats = EngineStats()
+        self._waiting: deque[PendingRow] = deque()
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="decode-engine", daemon=True)
+        self._thread.start()
+
+    def submit(self, jobs: Sequence[GenerationJob]) -> list[Future]:
+        """Queue jobs to join the batch together; each future gets its job's result, or an
+        exception for that job alone. Cancelling a future stops its row at the next step."""
+        futures: list[Future] = [Future() for _ in jobs]
+        rows = [
+            PendingRow(
+                job=job,
+                deliver=lambda result, f=future: _resolve(f, result),
+                cancelled=future.cancelled,
+            )
+            for job, future in zip(jobs, futures)
+        ]
+        with self._wake:
+            if self._closed:
+                raise RuntimeError("the decode engine is closed")
+            self._waiting.extend(rows)
+            self.stats.groups += 1
+            self._wake.notify()
+        return futures
+
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def reconfigure(self, batching: BatchingSettings) -> None:
+        self.max_rows = batching.max_batch_size
+        self.continuous = batching.continuous
+
+    def info(self) -> dict[str, Any]:
+        loaded = self.generator.loaded
+        return {
+            "engine": "torch",
+            "model": loaded.model_id,
+            "device": loaded.device,
+            "dtype": loaded.dtype,
+            "torch_threads": torch.get_num_threads(),
+            "continuous": self.continuous,
+            "max_rows": self.max_rows,
+            "waiting": self.waiting(),
+            **asdict(self.stats),
+            "mean_batch": self.stats.mean_batch,
+        }
+
+    def check_health(self) -> None:
+        if self.generator.loaded.model is None:
+            raise RuntimeError("model not loaded")
+        if not self.alive:
+            raise RuntimeError("the decode engine thread has stopped")
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        batch = DecodeBatch(self.generator)
+        while True:
+            with self._wake:
+                while not self._waiting and not batch.rows and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    break
+                room = batch.room(self.max_rows) if self.continuous or not batch.rows else 0
+                joining = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
+            try:
+                batch.admit(joining)
+                self.stats.admitted += len(joining)
+                rows = len(batch.rows)
+                batch.step()
+                if rows:
+                    self.stats.steps += 1
+                    self.stats.row_steps += rows
+            except Exception as exc:  # never let the thread die with callers waiting on it
+                logger.exception(
+                    "decode step failed; failing the %d rows of the batch", len(batch.rows)
+                )
+                for row in batch.rows:
+                    row.pending.deliver(exc)
+                batch = DecodeBatch(self.generator)
+        error = RuntimeError("the decode engine shut down")
+        for row in [*(r.pending for r in batch.rows), *self._waiting]:
+            row.deliver(error)

@@ -1,0 +1,111 @@
+"""Posts written in this process, without Ray, the way an idle graph writes them.
+
+The CLI (`linkedin-posts generate` without --url) and the quality harness both use it: each post
+goes through `write_post` (every candidate, the Compiler, one more body where clean-up left the
+body short), its jobs on in-process engines built by `build_engine` (one per distinct part
+model), all posts at once so the engines batch their rows as the model replicas do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from deployments.engine import GenerationEngine, build_engine
+from deployments.post.compiler import PostCompiler
+from deployments.post.writer import write_post
+from deployments.schemas import (
+    PARTS,
+    GenerationJob,
+    GenerationResult,
+    Post,
+    PostPart,
+    PostRequest,
+)
+from deployments.settings import AppSettings, GenerationSettings
+
+
+@dataclass
+class WrittenPosts:
+    posts: list[Post]
+    # Each part's model text per request: its candidates, in order (none: the part was not asked).
+    raw: dict[str, list[list[str]]]
+    seconds: float = 0.0  # writing every post, all parts together
+    new_tokens: dict[str, int] = field(default_factory=dict)  # tokens written per part
+
+
+def part_engines(settings: AppSettings) -> dict[PostPart, GenerationEngine]:
+    """An engine per part, shared by the parts that run the same model."""
+    engines: dict[PostPart, GenerationEngine] = {}
+    for part in PARTS:
+        model = settings.model_for(part)
+        same = next((p for p in engines if settings.model_for(p) == model), None)
+        engines[part] = (
+            engines[same]
+            if same is not None
+            else build_engine(model, settings.generation, settings.batching)
+        )
+    return engines
+
+
+def close_engines(engines: Mapping[PostPart, GenerationEngine]) -> None:
+    for engine in {id(e): e for e in engines.values()}.values():
+        engine.close()
+
+
+def write_posts(
+    engines: Mapping[PostPart, GenerationEngine],
+    compiler: PostCompiler,
+    requests: Sequence[PostRequest],
+    seeds: Sequence[int],
+    generation: GenerationSettings,
+    *,
+    on_written: Callable[[], None] = lambda: None,
+) -> WrittenPosts:
+    """The posts of `requests` (request i drawn from seeds[i]), every candidate of every part;
+    `on_written()` is called as each post is done."""
+
+    async def run_jobs(jobs: Sequence[tuple[PostPart, GenerationJob]]) -> list[GenerationResult]:
+        futures = [engines[part].submit([job])[0] for part, job in jobs]
+        try:
+            return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+        except Exception as exc:
+            raise RuntimeError(f"a {jobs[0][0]} job of a post failed: {exc}") from exc
+
+    async def compile_parts(
+        request: PostRequest, by_part: dict[PostPart, list[GenerationResult]]
+    ) -> Post:
+        hashtags = by_part.get("hashtags")
+        return compiler.compile(
+            request,
+            [result.text for result in by_part["title"]],
+            [result.text for result in by_part["content"]],
+            hashtags[0].text if hashtags else "",
+        )
+
+    async def write(request: PostRequest, seed: int) -> tuple[Post, dict]:
+        written = await write_post(
+            request,
+            seed,
+            generation,
+            all_candidates=True,
+            run_jobs=run_jobs,
+            compile_parts=compile_parts,
+        )
+        on_written()
+        return written.post, written.candidates
+
+    async def write_all() -> list[tuple[Post, dict]]:
+        return await asyncio.gather(*(write(r, s) for r, s in zip(requests, seeds)))
+
+    started = time.perf_counter()
+    results = asyncio.run(write_all())
+    raw: dict[str, list[list[str]]] = {part: [] for part in PARTS}
+    tokens = dict.fromkeys(PARTS, 0)
+    for _, candidates in results:
+        for part in PARTS:
+            raw[part].append([r.text for r in candidates.get(part, [])])
+            tokens[part] += sum(r.new_tokens for r in candidates.get(part, []))
+    return WrittenPosts([post for post, _ in results], raw, time.perf_counter() - started, tokens)
