@@ -1,7 +1,7 @@
 """TitleModel, ContentModel, HashtagModel: thin Serve wrappers over a GenerationEngine.
 
 Three deployments of one class so each part of a post scales on its own (the body needs ten times
-the tokens of a title) and may run a model of its own (`models.<part>`). The engine batches
+the tokens of a title) and may run a model of its own (`part_models`). The engine batches
 continuously: requests join the running batch between two decode steps and leave it the step
 they end. `@serve.batch` hands requests that arrive together to the engine in one call; its knobs
 and the engine's come from `user_config` and change without a restart.

@@ -295,7 +295,7 @@ def test_overload_is_shed_fast_with_503_and_retry_after(app: ServeApp) -> None:
         assert elapsed < app.settings.http.request_timeout_s, "a rejection must not be queued"
 
 
-def test_a_model_replica_killed_mid_generation_is_a_json_503_and_not_ready_until_replaced(
+def test_a_model_replica_killed_mid_generation_is_sent_again_and_not_ready_until_replaced(
     app: ServeApp,
 ) -> None:
     [replica] = [
@@ -318,11 +318,14 @@ def test_a_model_replica_killed_mid_generation_is_a_json_503_and_not_ready_until
             ray.kill(ray.get_actor(replica, namespace="serve"), no_restart=True)
             return await asyncio.gather(*calls)
 
+    # The calls in flight on the dead replica are sent once more (deployments.replica_calls) and
+    # wait for its replacement: answered, or, past this app's 3 s timeout, a JSON 504 that
+    # cancels them. Never a plain 500, never a hang.
     for response, elapsed in asyncio.run(in_flight_then_kill()):
-        assert response.status_code == 503, response.text
-        assert response.json()["error"]["code"] == "overloaded"
-        assert response.headers["retry-after"]
-        assert elapsed < app.settings.http.request_timeout_s, "answered at once, not timed out"
+        assert response.status_code in (200, 504), response.text
+        if response.status_code == 504:
+            assert response.json()["error"]["code"] == "timeout"
+        assert elapsed < app.settings.http.request_timeout_s + 5, "answered by the timeout"
 
     # Not ready while ContentModel has no running replica, and fast about it; ready again once
     # Serve has replaced it.
