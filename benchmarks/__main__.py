@@ -15,16 +15,11 @@ import sys
 from pathlib import Path
 
 from benchmarks.machine import REPO_ROOT, machine_info
+from benchmarks.paths import SAVED_ROOT, saved_results_path
 from benchmarks.plan import FULL, QUICK
 from benchmarks.quality.request_set import SEED_BASE
 from benchmarks.registry import SCENARIOS
-from benchmarks.runner import (
-    SAVED_ROOT,
-    SCENARIO_LIMIT_S,
-    results_path,
-    run_scenarios,
-    saved_results_path,
-)
+from benchmarks.runner import SCENARIO_LIMIT_S, results_path, run_scenarios
 
 
 def _save_name(name: str) -> str:

@@ -192,3 +192,22 @@ def test_plain_generate_is_transformers_generate_with_the_service_settings(
     text, count = plain_generate(loaded, job, generation)
     assert 0 < count <= job.max_new_tokens
     assert plain_generate(loaded, job, generation) == (text, count), "seeded: same post"
+
+
+def test_the_harness_cli_places_each_run_in_a_folder_of_its_own() -> None:
+    import datetime as dt
+
+    from benchmarks.__main__ import parse_args
+    from benchmarks.paths import SAVED_ROOT
+    from benchmarks.runner import results_path
+
+    args = parse_args(["graph", "--save", "engine-ab"])
+    today = dt.date.today().isoformat()
+    assert results_path(args.out, args.save, quick=False) == (
+        SAVED_ROOT / f"{today}-engine-ab" / "RESULTS.md"
+    )
+    default = results_path(None, None, quick=False)
+    assert default.parent.parent == SAVED_ROOT and default.parent.name.endswith("-run")
+    assert SAVED_ROOT not in results_path(None, None, quick=True).parents
+    with pytest.raises(SystemExit):
+        parse_args(["graph", "--save", "../outside"])
