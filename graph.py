@@ -45,6 +45,7 @@ from deployments.metrics import PROMETHEUS_CONTENT_TYPE, CacheMetrics, NodeMetri
 from deployments.model_deployments import ContentModel, HashtagModel, TitleModel
 from deployments.post.writer import PostWriter
 from deployments.schemas import (
+    PARTS,
     BatchPostRequest,
     BatchPostResponse,
     CacheDeleted,
@@ -115,11 +116,7 @@ class Ingress:
         self.node_id = ray.get_runtime_context().get_node_id()
         self.cache_metrics = CacheMetrics()
         self.edge = api.state.edge = Edge(settings)
-        self.models = {
-            "title": title_model,
-            "content": content_model,
-            "hashtags": hashtag_model,
-        }
+        self.models = dict(zip(PARTS, (title_model, content_model, hashtag_model), strict=True))
         self.node_metrics = NodeMetrics()
         add_cors(api, settings.security.cors_origins)
 
@@ -311,12 +308,9 @@ class CacheLookup:
         self.settings = settings
         self.cache = TieredCache.from_settings(settings.cache)
         self.node_id = ray.get_runtime_context().get_node_id()
-        self.models: dict[PostPart, DeploymentHandle] = {
-            "title": title_model,
-            "content": content_model,
-            "hashtags": hashtag_model,
-        }
-        self.compiler = compiler
+        self.models: dict[PostPart, DeploymentHandle] = dict(
+            zip(PARTS, (title_model, content_model, hashtag_model), strict=True)
+        )
         self.writer = PostWriter.on_deployments(settings.generation, self.models, compiler)
         self.metrics = CacheMetrics()
         self._refresher: asyncio.Task[None] | None = None

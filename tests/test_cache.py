@@ -179,6 +179,20 @@ async def test_each_key_skips_the_layers_already_read(make_cache: CacheFactory) 
     assert [h.layer if h else None for h in hits] == ["l3", None, "l3", None]
 
 
+async def test_a_hit_fills_the_layers_above_it_even_those_skipped(
+    make_cache: CacheFactory, shared_redis, prefix
+) -> None:
+    # The Ingress on another node missed in Redis; this replica's disk has the post: it goes
+    # back into Redis as well as into memory.
+    cache = make_cache()
+    value = {"text": "on this node's disk"}
+    await layer(cache, "l3").set_many([("k", encode(value, 1024))])
+    (hit,) = await cache.get_each(["k"], [frozenset({"l2"})])
+    assert hit is not None and hit.layer == "l3"
+    assert decode(shared_redis.get(prefix + "k")) == value
+    assert await layer(cache, "l1").get_many(["k"]) == [encode(value, 1024)]
+
+
 async def test_l2_hit_fills_l1(make_cache: CacheFactory, shared_redis, prefix) -> None:
     cache = make_cache()
     value = {"text": "from redis"}

@@ -129,7 +129,7 @@ class TieredCache:
     async def _read(self, keys: Sequence[str], layers: Sequence[Layer]) -> list[CacheHit | None]:
         hits: list[CacheHit | None] = [None] * len(keys)
         missing = list(range(len(keys)))
-        for depth, layer in enumerate(layers):
+        for layer in layers:
             if not missing:
                 break
             blobs = await layer.get_many([keys[i] for i in missing])
@@ -153,7 +153,9 @@ class TieredCache:
             if corrupt:
                 await layer.delete(corrupt)
             if promote:
-                for upper in layers[:depth]:
+                # Every layer above this one, read or skipped: a key another reader missed in
+                # L2 and found here on disk goes back into L2 too.
+                for upper in self.layers[: self.layers.index(layer)]:
                     await upper.set_many(promote)
             missing = still_missing
         return hits
