@@ -255,10 +255,7 @@ class Ingress:
                 lookups[i].missed = [layer.name for layer in self.shared_cache.layers]
                 lookups[i].node_id = self.node_id
                 continue
-            post = Post.model_validate(hit.value)
-            answers[i] = CachedPost(
-                post=post, layer=hit.layer, key=lookups[i].key, lookup_ms=lookup_ms
-            )
+            answers[i] = _cached(hit.value, hit.layer, lookups[i].key, lookup_ms)
             self.cache_metrics.record(hit.layer)
         return answers
 

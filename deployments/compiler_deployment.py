@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.post.compiler import PostCompiler
-from deployments.schemas import GenerationResult, Post, PostRequest
+from deployments.schemas import GenerationResult, Post, PostPart, PostRequest
 
 _HEALTH_REQUEST = PostRequest(topic="health check", num_hashtags=1)
 
@@ -19,16 +19,7 @@ class Compiler:
         self.compiler.compile(_HEALTH_REQUEST, "Title", "Body.", "#Tag")
 
     def compile(
-        self,
-        request: PostRequest,
-        titles: list[GenerationResult],
-        contents: list[GenerationResult],
-        hashtags: GenerationResult | None,
+        self, request: PostRequest, candidates: dict[PostPart, list[GenerationResult]]
     ) -> Post:
         """The post from each part's candidates (one or more hook lines and bodies)."""
-        return self.compiler.compile(
-            request,
-            [result.text for result in titles],
-            [result.text for result in contents],
-            hashtags.text if hashtags else "",
-        )
+        return self.compiler.compile_candidates(request, candidates)

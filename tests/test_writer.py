@@ -47,13 +47,7 @@ class Recorder:
         self, request: PostRequest, by_part: dict[PostPart, list[GenerationResult]]
     ) -> Post:
         self.compiled.append({part: len(results) for part, results in by_part.items()})
-        hashtags = by_part.get("hashtags")
-        return self.compiler.compile(
-            request,
-            [r.text for r in by_part["title"]],
-            [r.text for r in by_part["content"]],
-            hashtags[0].text if hashtags else "",
-        )
+        return self.compiler.compile_candidates(request, by_part)
 
 
 @pytest.mark.parametrize("all_candidates", [True, False])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from deployments.post.craft import (
     balance_quotes,
@@ -52,8 +52,10 @@ from deployments.schemas import (
     LENGTH_BANDS,
     LINKEDIN_MAX_CHARS,
     TITLE_MAX_CHARS,
+    GenerationResult,
     Post,
     PostMetadata,
+    PostPart,
     PostRequest,
 )
 
@@ -86,6 +88,19 @@ class PostCompiler:
 
     def __init__(self, model_name: str) -> None:
         self.model_name = model_name
+
+    def compile_candidates(
+        self, request: PostRequest, candidates: Mapping[PostPart, Sequence[GenerationResult]]
+    ) -> Post:
+        """The post from each part's results as the writer gathers them (every hook line and
+        body; the one hashtag list, none when no hashtags were asked)."""
+        hashtags = candidates.get("hashtags")
+        return self.compile(
+            request,
+            [result.text for result in candidates["title"]],
+            [result.text for result in candidates["content"]],
+            hashtags[0].text if hashtags else "",
+        )
 
     def compile(
         self,

@@ -77,13 +77,7 @@ def write_posts(
     async def compile_parts(
         request: PostRequest, by_part: dict[PostPart, list[GenerationResult]]
     ) -> Post:
-        hashtags = by_part.get("hashtags")
-        return compiler.compile(
-            request,
-            [result.text for result in by_part["title"]],
-            [result.text for result in by_part["content"]],
-            hashtags[0].text if hashtags else "",
-        )
+        return compiler.compile_candidates(request, by_part)
 
     async def write(request: PostRequest, seed: int) -> tuple[Post, dict]:
         written = await write_post(

@@ -127,14 +127,7 @@ class PostWriter:
         async def compile_parts(
             request: PostRequest, by_part: dict[PostPart, list[GenerationResult]]
         ) -> Post:
-            hashtags = by_part.get("hashtags")
-            send = functools.partial(
-                compiler.compile.remote,
-                request,
-                by_part["title"],
-                by_part["content"],
-                hashtags[0] if hashtags else None,
-            )
+            send = functools.partial(compiler.compile.remote, request, by_part)
             return await replica_calls.call(send, "Compiler.compile")
 
         return cls(generation, run_jobs, compile_parts)
