@@ -177,6 +177,25 @@ def test_a_body_short_of_its_band_asks_for_another() -> None:
     )
 
 
+def test_a_body_off_the_topic_asks_for_another() -> None:
+    # Read in the held-out set 69431890 ("How we cut our cloud bill by 30 percent"): the one
+    # body in band talked of teamwork in general and was kept, with no body to replace it.
+    from deployments.post.compiler import body_off_topic, topic_coverage, wants_another_body
+
+    request = PostRequest(topic=TOPIC, length=PostLength.short, num_hashtags=0)
+    assert topic_coverage(TOPIC, BODY) >= 0.5
+    assert not body_off_topic(request, BODY) and not wants_another_body(request, BODY)
+    drifted = (
+        "It's a great reminder of just how much we can do together to make the world a "
+        "better place. Every day brings a chance to grow, and I'm grateful for the people "
+        "around me who keep showing up with energy and care for one another."
+    )
+    assert topic_coverage(TOPIC, drifted) == 0.0
+    assert body_off_topic(request, drifted) and wants_another_body(request, drifted)
+    # "reviews" holds "review": words match by their first five letters.
+    assert topic_coverage("Code reviews", "Our review of the code.") == 1.0
+
+
 def test_a_quotation_ending_a_sentence_keeps_its_closing_quote() -> None:
     line = 'My lead said "ship it." Let me know if you agree.'
     assert clean_line(line, set()) == 'My lead said "ship it."'
@@ -189,3 +208,63 @@ def test_misses_found_on_the_held_out_sets() -> None:
         '"The future of business is data."'
     )
     assert clean_line("Let's talk about how I could help. Data wins.", set()) == "Data wins."
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        # Read in the tuning set 7000001 and the held-out set 31782376: a service offered to
+        # the reader, which the harness's letter_voice check caught and these rules did not.
+        "I'm here to support you.",
+        "I'm here for you every step of the way.",
+        "I'm going to be your go-to person to help you with whatever you're facing today.",
+        "I’d love to know more about your company.",
+        "I’l be happy to talk to you about it.",
+        "I hope that’s helpful.",
+    ],
+)
+def test_service_talk_goes(sentence: str) -> None:
+    assert clean_line(f"Feedback is a gift. {sentence}", set()) == "Feedback is a gift."
+
+
+def test_a_post_of_ones_own_help_stays() -> None:
+    line = "I'm here to learn. My mentor was happy to help me when I started."
+    assert clean_line(line, set()) == line
+
+
+def test_signatures_over_two_lines_or_a_name_alone_at_the_end_go() -> None:
+    # Read in the held-out set 31782376, run again after the off-topic rule: "Thanks," then
+    # "Alex." on the next line, and "Emily." alone closing a body.
+    text = "Support tickets show what customers need."
+    assert clean_body_lines([text, "", "Thanks,", "Alex."], set(), TOPIC, "A hook.") == [text, ""]
+    assert clean_body_lines([text, "", "Emily."], set(), TOPIC, "A hook.") == [text, ""]
+    # A name the request gave stays; so do a closing "Thanks." and "Onwards!".
+    assert clean_body_lines([text, "", "Emily."], {"emily"}, TOPIC, "A hook.")[-1] == "Emily."
+    for closing in ("Thanks.", "Onwards!"):
+        assert clean_body_lines([text, "", closing], set(), TOPIC, "A hook.")[-1] == closing
+
+
+def test_bodies_are_ranked_as_the_post_carries_them() -> None:
+    # Read in the held-out set 31782376 ("Why product managers should read support tickets"):
+    # with no hook line from the model, the chosen body's only on-topic sentence became the
+    # hook, and the body left behind was off the topic while another candidate stayed on it.
+    request = PostRequest(
+        topic="Why product managers should read support tickets",
+        length=PostLength.short,
+        num_hashtags=0,
+    )
+    restated = "Why product managers should always read support tickets."
+    moved = (
+        "Product managers who read support tickets build better products. The team was behind "
+        "me, and it took me a long time to get the best out of everyone. When we got the job "
+        "done, I could not wait to share it with my colleagues, and we went out for a long "
+        "dinner to celebrate the launch together."
+    )
+    stays = (
+        "Reading support tickets changed how I plan. Every week our product managers read "
+        "twenty tickets before planning, and the roadmap now starts from what customers "
+        "actually struggle with, not from what we guess they want."
+    )
+    post = PostCompiler("m").compile(request, [restated], [moved, stays], "")
+    assert post.content.startswith("Every week our product managers read")
+    assert post.title == "Reading support tickets changed how I plan."

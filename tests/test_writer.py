@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from deployments.engine import GenerationEngine, build_engine
-from deployments.post.compiler import PostCompiler, body_below_band
+from deployments.post.compiler import PostCompiler, wants_another_body
 from deployments.post.writer import PostWriter, write_post
 from deployments.schemas import GenerationJob, GenerationResult, Post, PostPart, PostRequest
 from deployments.settings import BatchingSettings, GenerationSettings, ModelSettings
@@ -72,7 +72,7 @@ def test_every_part_at_once_then_the_compiler(
         ["title"] * titles + ["content"] * bodies + ["hashtags"]
     )
     assert recorder.compiled[0] == {"title": titles, "content": bodies, "hashtags": 1}
-    short = body_below_band(
+    another = wants_another_body(
         request,
         recorder.compiler.compile(
             request,
@@ -81,9 +81,10 @@ def test_every_part_at_once_then_the_compiler(
             written.candidates["hashtags"][0].text,
         ).content,
     )
-    # A body the clean-up left short gets one more sample, and the post is compiled again.
-    assert recorder.calls[1:] == ([["content"]] if short else [])
-    assert len(written.candidates["content"]) == bodies + short
+    # A body the clean-up left short or off the topic gets one more sample, and the post is
+    # compiled again.
+    assert recorder.calls[1:] == ([["content"]] if another else [])
+    assert len(written.candidates["content"]) == bodies + another
     assert (
         written.post.content
         == recorder.compiler.compile(

@@ -50,7 +50,14 @@ _ASSISTANT_TALK = re.compile(
     r"|\bi\s+hope\s+(?:you['’]re|you\s+are|this\s+(?:message|email|post)\s+finds)\b"
     r"|\b(?:i['’]?m|i\s+am)\s+(?:writing|reaching\s+out)\s+to\b"
     r"|\bi['’]?ve\s+been\s+following\s+your\b|\bhow\s+i\s+can\s+(?:help|assist)\s+you\b"
-    r"|\b(?:hear|learn)\s+more\s+about\s+your\s+(?:work|projects?|experiences?)\b"
+    r"|\b(?:hear|learn|know)\s+more\s+about\s+your\s+(?:work|projects?|experiences?|company"
+    r"|business|team|needs)\b"
+    # A service offered to the reader rather than a post of one's own: "I'm here to support
+    # you", "your go-to person", "I'll be happy to talk to you about it", "I hope that's helpful".
+    r"|\b(?:i['’]?m|i\s+am)\s+(?:here|always\s+here)\s+(?:to\s+(?:help|support|assist|give"
+    r"|guide|answer)|for\s+you)\b|\bgo-to\s+person\b|\bhelp\s+you\s+with\s+whatever\b"
+    r"|\b(?:i['’]?l{1,2}|i\s+will|i['’]?d|i\s+would)\s+be\s+(?:happy|glad)\s+to\s+(?:talk|chat"
+    r"|help|assist|answer)\b|\bi\s+hope\s+(?:this|that)(?:['’]s|\s+is|\s+was)\s+helpful\b"
     r"|\bjust\s+let\s+me\s+know\b|\bdon['’]?t\s+hesitate\s+to\b"
     r"|\b(?:i\s+will|i['’]ll)\s+(?:need\s+your|be\s+providing\s+you|provide\s+you)\b"
     r"|\bhow\s+i\s+(?:can|could|might)\s+(?:help|assist|support)\b"
@@ -176,16 +183,37 @@ def signature_lines(lines: list[str], given_words: set[str]) -> set[int]:
     def invented(name: str | None) -> bool:
         return bool(name) and name.split()[0].casefold() not in given_words  # type: ignore[union-attr]
 
+    def name_after(i: int) -> int | None:
+        """The next non-empty line when it is only an invented name."""
+        following = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
+        name_line = _NAME_LINE.match(lines[following]) if following is not None else None
+        return following if name_line and invented(name_line.group("name")) else None
+
     for i, line in enumerate(lines):
         sign_off, dash = _SIGN_OFF.match(line), _DASH_NAME.match(line)
         if dash and invented(dash.group("name")):
             found.add(i)
-        elif sign_off and (invented(sign_off.group("name")) or not sign_off.group("thanks")):
-            found.add(i)
-            following = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
-            name_line = _NAME_LINE.match(lines[following]) if following is not None else None
-            if name_line and invented(name_line.group("name")):
-                found.add(following)  # type: ignore[arg-type]
+        elif sign_off:
+            name = name_after(i)
+            # "Thanks," alone can close a post; "Thanks,", then "Alex.", signs it.
+            if invented(sign_off.group("name")) or not sign_off.group("thanks") or name:
+                found.add(i)
+            if name is not None:
+                found.add(name)
+    # A name alone on the body's last line ("Emily."), under a paragraph of text, signs it too
+    # (a closing word with "!", "Onwards!", is no signature; "Thanks." was seen above).
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    if len(filled) > 1:
+        tail = lines[filled[-1]]
+        last = _NAME_LINE.match(tail)
+        if (
+            last
+            and invented(last.group("name"))
+            and not tail.rstrip().endswith("!")
+            and not _SIGN_OFF.match(tail)
+            and len(lines[filled[-2]].split()) > 3
+        ):
+            found.add(filled[-1])
     return found
 
 

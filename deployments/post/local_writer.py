@@ -2,8 +2,8 @@
 
 The CLI (`linkedin-posts generate` without --url) and the quality harness both use it: each post
 goes through `write_post` (every candidate, the Compiler, one more body where clean-up left the
-body short), its jobs on in-process engines built by `build_engine` (one per distinct part
-model), all posts at once so the engines batch their rows as the model replicas do.
+body short or off the topic), its jobs on in-process engines built by `build_engine` (one per
+distinct part model), all posts at once so the engines batch their rows as the model replicas do.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Writing one post: every part's jobs at once, the Compiler, and one more body when clean-up
-left the body short of its length band.
+left the body short of its length band or the body wandered off the topic.
 
 `write_post` is the one place that sequence lives. Where the jobs run and where the post is
 compiled are its two arguments: the graph's writer (`PostWriter`) sends jobs to the model
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from deployments.post.compiler import body_below_band
+from deployments.post.compiler import wants_another_body
 from deployments.post.prompts import extra_body_job, post_jobs, wants_all_candidates
 from deployments.schemas import GenerationJob, GenerationResult, Post, PostPart, PostRequest
 from deployments.settings import GenerationSettings
@@ -60,7 +60,8 @@ async def write_post(
 ) -> WrittenPost:
     """The post of `request` drawn from `seed`: every candidate of every part when
     `all_candidates` (best of n), else one of each; one more body when what the Compiler removed
-    (holes, letter talk, an invented persona) left too little, and the best of all of them."""
+    (holes, letter talk, an invented persona) left too little or the body wandered off the
+    topic, and the best of all of them."""
     jobs = post_jobs(request, seed, generation, all_candidates=all_candidates)
     timings = {"generation": 0.0, "compile": 0.0}
     pending = [(part, job) for part, part_jobs in jobs.items() for job in part_jobs]
@@ -71,7 +72,7 @@ async def write_post(
         candidates[part].append(result)
     with _timed(timings, "compile"):
         post = await compile_parts(request, candidates)
-    if body_below_band(request, post.content):
+    if wants_another_body(request, post.content):
         extra = extra_body_job(request, seed, generation, len(candidates["content"]))
         with _timed(timings, "generation"):
             candidates["content"] += await run_jobs([("content", extra)])
