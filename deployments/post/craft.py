@@ -239,7 +239,7 @@ def without_greeting(line: str) -> str:
 def is_headline(line: str) -> bool:
     """A short line in Title Case with no sentence end: a title, not a paragraph of a body."""
     words = _WORD.findall(line)
-    if not words or len(words) > 16 or _SENTENCE_END.search(line.strip()):
+    if not words or len(words) > 24 or _SENTENCE_END.search(line.strip()):
         return False
     long_words = [w for w in words if len(w) > 3]
     capitalised = [w for w in long_words if w[0].isupper()]
