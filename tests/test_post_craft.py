@@ -186,14 +186,17 @@ def test_a_body_off_the_topic_asks_for_another() -> None:
 
     request = PostRequest(topic=TOPIC, length=PostLength.short, num_hashtags=0)
     assert topic_coverage(TOPIC, BODY) >= 0.5
-    assert not body_off_topic(request, BODY) and not wants_another_body(request, BODY)
+    assert not body_off_topic(request, BODY) and not wants_another_body(request, BODY, idle=True)
     drifted = (
         "It's a great reminder of just how much we can do together to make the world a "
         "better place. Every day brings a chance to grow, and I'm grateful for the people "
         "around me who keep showing up with energy and care for one another."
     )
     assert topic_coverage(TOPIC, drifted) == 0.0
-    assert body_off_topic(request, drifted) and wants_another_body(request, drifted)
+    assert body_off_topic(request, drifted) and wants_another_body(request, drifted, idle=True)
+    # Under load (one candidate per part) only a short body gets another: a second body for one
+    # post in nine cost 0.82x the posts/s at 32 clients.
+    assert not wants_another_body(request, drifted, idle=False)
     # "reviews" holds "review": words match by their first five letters.
     assert topic_coverage("Code reviews", "Our review of the code.") == 1.0
 

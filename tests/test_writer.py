@@ -80,9 +80,10 @@ def test_every_part_at_once_then_the_compiler(
             [r.text for r in written.candidates["content"][:bodies]],
             written.candidates["hashtags"][0].text,
         ).content,
+        idle=all_candidates,
     )
-    # A body the clean-up left short or off the topic gets one more sample, and the post is
-    # compiled again.
+    # A body the clean-up left short (or, idle, off the topic) gets one more sample, and the
+    # post is compiled again.
     assert recorder.calls[1:] == ([["content"]] if another else [])
     assert len(written.candidates["content"]) == bodies + another
     assert (

@@ -60,8 +60,8 @@ async def write_post(
 ) -> WrittenPost:
     """The post of `request` drawn from `seed`: every candidate of every part when
     `all_candidates` (best of n), else one of each; one more body when what the Compiler removed
-    (holes, letter talk, an invented persona) left too little or the body wandered off the
-    topic, and the best of all of them."""
+    (holes, letter talk, an invented persona) left too little or, idle, the body wandered off
+    the topic, and the best of all of them."""
     jobs = post_jobs(request, seed, generation, all_candidates=all_candidates)
     timings = {"generation": 0.0, "compile": 0.0}
     pending = [(part, job) for part, part_jobs in jobs.items() for job in part_jobs]
@@ -72,7 +72,7 @@ async def write_post(
         candidates[part].append(result)
     with _timed(timings, "compile"):
         post = await compile_parts(request, candidates)
-    if wants_another_body(request, post.content):
+    if wants_another_body(request, post.content, idle=all_candidates):
         extra = extra_body_job(request, seed, generation, len(candidates["content"]))
         with _timed(timings, "generation"):
             candidates["content"] += await run_jobs([("content", extra)])
