@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install run test test-fast lint bench clean cluster cluster-status cluster-down
+.PHONY: install run test test-fast lint bench clean cluster cluster-status cluster-down browser
 
 # Extra pip arguments for torch alone (the Dockerfile's CPU image passes a CPU wheel index).
 TORCH_PIP_ARGS ?=
@@ -43,7 +43,13 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# Debian's Chromium and its driver for tests/test_studio.py, installed when missing (as root,
+# as CI runs; elsewhere run it with sudo once).
+browser:
+	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
+
+test: lint browser
 	$(BIN)/pytest -q
 
 test-fast:

@@ -4,13 +4,18 @@
                                        │ ── one read of the shared layers (L2 Redis, L3 disk)
                                        │    hit ──▶ answer
                                        ▼ the misses, each a PostLookup (key, layers read)
-                                   CacheLookup ── the layers not read yet (L1): hit ──▶ answer
+                                   CacheLookup (deployments/cache_lookup_deployment.py)
+                                       │ ── the layers not read yet (L1): hit ──▶ answer
                                        │ miss: PostWriter writes it, once per key (single-flight)
                                        ├─▶ TitleModel.generate    ┐  concurrently; each replica
                                        ├─▶ ContentModel.generate  ├─ batches continuously: rows
                                        ├─▶ HashtagModel.generate  ┘  join and leave between steps
                                        ▼
                                    Compiler.compile ─▶ stored in every layer ─▶ a CachedPost
+
+POST /v1/posts/stream takes the same path as a stream: CacheLookup's `post_stream` sends the
+pieces of each part as the models write them (`generate_stream`), and the Ingress answers them
+as server-sent events (deployments/edge/post_stream.py).
 
 `build_app(args)` turns one validated `AppSettings` into the bound graph: Serve configs import it
 (`import_path: graph:build_app`) and call it with their `args:`. `graph:app` is the same graph
@@ -22,28 +27,42 @@ import functools
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
 from fastapi import FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import ValidationError
 from ray import serve
-from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from deployments import replica_calls
 from deployments.cache import TieredCache
 from deployments.cache.keys import cache_key
-from deployments.cache.refresh import refresh_popular_entries
+from deployments.cache_lookup_deployment import CacheLookup, cached_post
 from deployments.compiler_deployment import Compiler
-from deployments.edge.errors import ApiError, error_response, install_error_handlers
+from deployments.edge.errors import (
+    ApiError,
+    downstream_error,
+    error_response,
+    install_error_handlers,
+    invalid_request,
+)
 from deployments.edge.limits import Caller, Edge, EdgeMiddleware, add_cors
+from deployments.edge.post_stream import (
+    error_event,
+    event_stream_response,
+    meta_event,
+    post_event,
+    post_events,
+)
 from deployments.edge.readiness import check_readiness
+from deployments.edge.studio import studio_file
 from deployments.engine.model_loader import post_model_id
 from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.metrics import PROMETHEUS_CONTENT_TYPE, CacheMetrics, NodeMetrics
 from deployments.model_deployments import ContentModel, HashtagModel, TitleModel
-from deployments.post.writer import PostWriter
 from deployments.schemas import (
     PARTS,
     BatchPostRequest,
@@ -53,8 +72,8 @@ from deployments.schemas import (
     CacheInfo,
     Post,
     PostLookup,
-    PostPart,
     PostRequest,
+    StreamEvent,
     WarmRequest,
     WarmResponse,
 )
@@ -76,9 +95,16 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _cached(value: dict[str, Any], layer: str | None, key: str, lookup_ms: float) -> CachedPost:
-    """What the cache holds (a post and the request it answers) as CacheLookup answers it."""
-    return CachedPost(post=Post.model_validate(value), layer=layer, key=key, lookup_ms=lookup_ms)
+def _answered(answer: CachedPost, request_id: str, total_ms: float) -> Post:
+    """The post as the API answers it: where it came from, its timings, the request id."""
+    post, layer = answer.post, answer.layer
+    post.metadata.cache = CacheInfo(hit=layer is not None, layer=layer, key=answer.key)
+    timings = {"cache_lookup": answer.lookup_ms}
+    if layer is None:
+        timings.update(post.metadata.timings_ms)
+    post.metadata.timings_ms = {**timings, "total": total_ms}
+    post.metadata.request_id = request_id
+    return post
 
 
 def _caller(request: Request) -> Caller | None:
@@ -132,6 +158,13 @@ class Ingress:
     ) -> BatchPostResponse:
         return BatchPostResponse(posts=await self.generate_posts(body.requests, _caller(request)))
 
+    @api.post("/v1/posts/stream", response_class=StreamingResponse)
+    async def stream_post(self, body: PostRequest, request: Request) -> StreamingResponse:
+        """The post as server-sent events while it is written (docs/api.md#streaming)."""
+        events = self.post_events(body, _caller(request))
+        first = await anext(events)  # a failure before the first byte is a JSON answer
+        return event_stream_response(first, events)
+
     @api.post("/v1/cache/warm", response_model=WarmResponse)
     async def warm_cache(self, body: WarmRequest, request: Request) -> WarmResponse:
         """Generate (and store) posts ahead of time; cached ones are left as they are."""
@@ -161,6 +194,15 @@ class Ingress:
         # this replica's node disk even before its first request.
         if self.shared_cache is not None:
             self.shared_cache.listen_for_deletes()
+
+    @api.get("/", include_in_schema=False)
+    async def studio(self) -> Response:
+        """The studio: a form, a streamed LinkedIn-like preview, drafts (docs/studio.md)."""
+        return studio_file("index.html")
+
+    @api.get("/studio/{name}", include_in_schema=False)
+    async def studio_asset(self, name: str) -> Response:
+        return studio_file(name)
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, str]:
@@ -204,6 +246,17 @@ class Ingress:
         batch = BatchPostRequest.model_validate({"requests": requests})
         return [post.model_dump(mode="json") for post in await self.generate_posts(batch.requests)]
 
+    async def stream(self, request: dict[str, Any] | PostRequest) -> AsyncIterator[dict]:
+        """The events of POST /v1/posts/stream as dicts ({"event", "data"}), errors included:
+        `handle.options(stream=True).stream.remote({...})`."""
+        try:
+            async for event in self.post_events(PostRequest.model_validate(request)):
+                yield event.model_dump()
+        except ValidationError as exc:
+            yield error_event(invalid_request(exc)).model_dump()
+        except ApiError as error:
+            yield error_event(error).model_dump()
+
     # ---- The request path, 1: the edge, and hits in the shared cache layers ----------------------
 
     async def generate_posts(
@@ -224,18 +277,7 @@ class Ingress:
         looked_up = iter(await self.look_up(misses, request_id) if misses else [])
         answers = [hit if hit is not None else next(looked_up) for hit in hits]
         total_ms = _ms_since(started)
-        posts = []
-        for answer in answers:
-            post = answer.post
-            layer = answer.layer
-            post.metadata.cache = CacheInfo(hit=layer is not None, layer=layer, key=answer.key)
-            timings = {"cache_lookup": answer.lookup_ms}
-            if layer is None:
-                timings.update(post.metadata.timings_ms)
-            post.metadata.timings_ms = {**timings, "total": total_ms}
-            post.metadata.request_id = request_id
-            posts.append(post)
-        return posts
+        return [_answered(answer, request_id, total_ms) for answer in answers]
 
     async def shared_cache_hits(self, lookups: list[PostLookup]) -> list[CachedPost | None]:
         """Answers from Redis or the disk for the requests that accept a cached post; None for
@@ -255,9 +297,37 @@ class Ingress:
                 lookups[i].missed = [layer.name for layer in self.shared_cache.layers]
                 lookups[i].node_id = self.node_id
                 continue
-            answers[i] = _cached(hit.value, hit.layer, lookups[i].key, lookup_ms)
+            answers[i] = cached_post(hit.value, hit.layer, lookups[i].key, lookup_ms)
             self.cache_metrics.record(hit.layer)
         return answers
+
+    async def post_events(
+        self, request: PostRequest, caller: Caller | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """One request as stream events: a shared-layer hit at once, else CacheLookup's stream."""
+        started = time.perf_counter()
+        request_id = _current_request_id()
+        lookup = PostLookup(request=request, key=cache_key(request, self.model_id))
+        [hit] = await self.shared_cache_hits([lookup])
+        if hit is not None:
+            yield meta_event(request_id, hit.key, hit.layer)
+            yield post_event(_answered(hit, request_id, _ms_since(started)))
+            return
+        await self.edge.charge_generations(caller, 1)
+        items = self.cache_lookup.options(stream=True).post_stream.remote(lookup)
+        try:
+            async for event in post_events(
+                items,
+                request_id=request_id,
+                deadline=started + self.settings.http.request_timeout_s,
+                finish_post=lambda answer: _answered(answer, request_id, _ms_since(started)),
+                error_of=lambda exc: downstream_error(
+                    exc, request_id, self.settings.http.retry_after_s
+                ),
+            ):
+                yield event
+        finally:
+            items.cancel()  # a no-op once the post was sent; else the writing stops
 
     # ---- Everything else goes on to CacheLookup --------------------------------------------------
 
@@ -269,113 +339,10 @@ class Ingress:
             return await asyncio.wait_for(
                 replica_calls.call(send, "CacheLookup.posts"), self.settings.http.request_timeout_s
             )
-        except asyncio.TimeoutError as exc:
-            raise ApiError(504, "the request took too long; try again") from exc
         except asyncio.CancelledError:
             raise
-        except BackPressureError as exc:
-            raise ApiError(
-                503,
-                "the service is busy; retry shortly",
-                headers={"Retry-After": str(self.settings.http.retry_after_s)},
-            ) from exc
         except Exception as exc:
-            # What failed stays in the log; the answer names no internals.
-            logger.warning("generation failed for request %s: %r", request_id, exc)
-            raise ApiError(
-                503,
-                "generation failed; retry shortly",
-                headers={"Retry-After": str(self.settings.http.retry_after_s)},
-            ) from exc
-
-
-class CacheLookup:
-    """The request path, 2: the cache layers the Ingress did not read; on a miss, write the post
-    (once per key, across replicas) and store it in every layer."""
-
-    def __init__(
-        self,
-        settings: AppSettings,
-        title_model: DeploymentHandle,
-        content_model: DeploymentHandle,
-        hashtag_model: DeploymentHandle,
-        compiler: DeploymentHandle,
-    ) -> None:
-        keep_replica_server_on_loopback()
-        self.settings = settings
-        self.cache = TieredCache.from_settings(settings.cache)
-        self.node_id = ray.get_runtime_context().get_node_id()
-        self.models: dict[PostPart, DeploymentHandle] = dict(
-            zip(PARTS, (title_model, content_model, hashtag_model), strict=True)
-        )
-        self.writer = PostWriter.on_deployments(settings.generation, self.models, compiler)
-        self.metrics = CacheMetrics()
-        self._refresher: asyncio.Task[None] | None = None
-
-    async def posts(self, lookups: list[PostLookup]) -> list[CachedPost]:
-        """Each request's post, from the cache or written now, in order."""
-        self._start_refresher()
-        started = time.perf_counter()
-        if not self.settings.cache.enabled:
-            written = await asyncio.gather(*(self.writer.write(q.request) for q in lookups))
-            for _ in written:
-                self.metrics.record(None)
-            return [_cached(post, None, q.key, 0.0) for post, q in zip(written, lookups)]
-
-        # One round trip per layer for every request that accepts a cached post, reading only
-        # the layers the Ingress has not. Its read was counted for the refresh: not again here.
-        readable = [i for i, q in enumerate(lookups) if q.request.use_cache]
-        found = await self.cache.get_each(
-            [lookups[i].key for i in readable], [self._already_read(lookups[i]) for i in readable]
-        )
-        hits = {i: hit for i, hit in zip(readable, found) if hit is not None}
-        lookup_ms = _ms_since(started)
-
-        async def resolve(i: int) -> tuple[dict[str, Any], str | None]:
-            if i in hits:
-                return hits[i].value, hits[i].layer
-            # Concurrent misses of one key, here or on other replicas, write the post once.
-            lookup = lookups[i]
-            write = functools.partial(self.writer.write, lookup.request)
-            return await self.cache.generate_missing(
-                lookup.key, write, wait_for_others=lookup.request.use_cache
-            )
-
-        resolved = await asyncio.gather(*(resolve(i) for i in range(len(lookups))))
-        for _, layer in resolved:
-            self.metrics.record(layer)
-        return [
-            _cached(post, layer, q.key, lookup_ms) for (post, layer), q in zip(resolved, lookups)
-        ]
-
-    def _already_read(self, lookup: PostLookup) -> frozenset[str]:
-        """What the Ingress read and missed of this replica's layers: L2, and L3 when the
-        Ingress runs on this node (L3 is a node's disk); L1 is this replica's alone."""
-        same_node = lookup.node_id == self.node_id
-        return frozenset(
-            layer for layer in lookup.missed if layer == "l2" or (layer == "l3" and same_node)
-        )
-
-    async def check_health(self) -> None:
-        # A degraded cache layer is not ill health (requests are still answered); a broken
-        # in-memory layer would be.
-        await self.cache.layers[0].get_many(["health-check"])
-        self.cache.listen_for_deletes()  # deletes made through other replicas, from the start
-
-    async def delete(self, key: str | None) -> None:
-        if key is None:
-            await self.cache.clear()
-        else:
-            await self.cache.delete([key])
-
-    def _start_refresher(self) -> None:
-        self.cache.listen_for_deletes()
-        if self._refresher is None and self.cache.l2 is not None:
-            self._refresher = asyncio.get_running_loop().create_task(
-                refresh_popular_entries(
-                    self.cache, self.writer.write, self.settings.cache.refresh_interval_s
-                )
-            )
+            raise downstream_error(exc, request_id, self.settings.http.retry_after_s) from exc
 
 
 def build_app(args: dict[str, Any] | AppSettings | None = None) -> serve.Application:

@@ -2,6 +2,7 @@
 
 linkedin-posts generate "Why code review makes teams faster" --tone casual
 linkedin-posts generate "..." --url http://127.0.0.1:8000     # ask a running service
+linkedin-posts generate "..." --url ... --stream   # the body shown as it is written (stderr)
 linkedin-posts serve                                          # the graph on 127.0.0.1:8000
 """
 
@@ -43,7 +44,42 @@ def _generate_remote(url: str, request: PostRequest, timeout: float) -> dict[str
     return body
 
 
-def _generate_local(request: PostRequest) -> dict[str, Any]:
+def _show_piece(part: str, text: str) -> None:
+    """While streaming, the body as it is written goes to stderr; the finished post to stdout."""
+    if part == "content":
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+def _stream_remote(url: str, request: PostRequest, timeout: float) -> dict[str, Any]:
+    import httpx
+
+    with httpx.stream(
+        "POST",
+        url.rstrip("/") + "/v1/posts/stream",
+        json=request.model_dump(mode="json"),
+        timeout=timeout,
+    ) as response:
+        if response.status_code != 200:
+            response.read()
+            raise SystemExit(f"error {response.status_code}: {response.text}")
+        event = None
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event is not None:
+                data = json.loads(line.removeprefix("data: "))
+                if event == "post":
+                    sys.stderr.write("\n\n")
+                    return data
+                if event == "error":
+                    raise SystemExit(f"error: {json.dumps(data)}")
+                if event != "meta":
+                    _show_piece(event, data["text"])
+    raise SystemExit("error: the stream ended without a post")
+
+
+def _generate_local(request: PostRequest, *, stream: bool = False) -> dict[str, Any]:
     """In this process, without Ray: the same engine, writer and compiler the graph uses."""
     import secrets
 
@@ -63,6 +99,7 @@ def _generate_local(request: PostRequest) -> dict[str, Any]:
             [request],
             [seed],
             settings.generation,
+            on_piece=_show_piece if stream else None,
         )
     except RuntimeError as exc:
         raise SystemExit(f"generation failed: {exc}") from exc
@@ -75,9 +112,13 @@ def _generate_local(request: PostRequest) -> dict[str, Any]:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     request = _post_request(args)
-    post = (
-        _generate_remote(args.url, request, args.timeout) if args.url else _generate_local(request)
-    )
+    if args.url:
+        generate = _stream_remote if args.stream else _generate_remote
+        post = generate(args.url, request, args.timeout)
+    else:
+        post = _generate_local(request, stream=args.stream)
+        if args.stream:
+            sys.stderr.write("\n\n")
     print(json.dumps(post, indent=2, ensure_ascii=False) if args.json else post["text"])
     return 0
 
@@ -167,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--url", help="a running service; without it the model runs here")
     gen.add_argument("--timeout", type=float, default=300)
     gen.add_argument("--json", action="store_true", help="print the whole Post as JSON")
+    gen.add_argument(
+        "--stream", action="store_true", help="show the body on stderr as it is written"
+    )
     gen.set_defaults(func=_cmd_generate)
 
     warm = commands.add_parser("warm", help="generate and cache posts for a list of requests")

@@ -15,6 +15,7 @@ from ray.util.metrics import Counter, Histogram
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64]
+_STREAM_BOUNDARIES = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40]
 
 
 class CacheMetrics:
@@ -49,9 +50,26 @@ class ModelMetrics:
             tag_keys=("part",),
         )
 
+        self.first_piece = Histogram(
+            "linkedin_posts_stream_first_piece_seconds",
+            description="Streaming: seconds from a part's job reaching its replica to the first "
+            "piece of its text sent.",
+            boundaries=_STREAM_BOUNDARIES,
+            tag_keys=("part",),
+        )
+        self.piece_gap = Histogram(
+            "linkedin_posts_stream_piece_gap_seconds",
+            description="Streaming: seconds between two pieces of one part's text.",
+            boundaries=_STREAM_BOUNDARIES,
+            tag_keys=("part",),
+        )
+
     def record_row(self, mean_batch: int, new_tokens: int) -> None:
         self.batch_size.observe(mean_batch, tags=self.tags)
         self.tokens.inc(new_tokens, tags=self.tags)
+
+    def record_piece(self, seconds: float, *, first: bool) -> None:
+        (self.first_piece if first else self.piece_gap).observe(seconds, tags=self.tags)
 
 
 def _node_metrics_url() -> str:

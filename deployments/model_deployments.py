@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
@@ -21,6 +23,7 @@ from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.metrics import ModelMetrics
 from deployments.schemas import GenerationJob, GenerationResult, PostPart
 from deployments.settings import AppSettings, BatchingSettings
+from deployments.streaming import queued_until
 
 logger = logging.getLogger("ray.serve")
 
@@ -35,6 +38,7 @@ class PartModel:
         if threads:
             model_settings = model_settings.model_copy(update={"torch_threads": threads})
         self.engine = build_engine(model_settings, settings.generation, settings.batching)
+        self.stream_interval_s = settings.generation.stream_interval_ms / 1000
         self.cancelled = 0
         self.metrics = ModelMetrics(self.part)
         self.reconfigure(settings.batching.model_dump())
@@ -56,6 +60,35 @@ class PartModel:
             raise
         self.metrics.record_row(result.batch_size, result.new_tokens)
         return result
+
+    async def generate_stream(self, job: GenerationJob) -> AsyncIterator[str | GenerationResult]:
+        """The job's text piece by piece (str), then its GenerationResult (call it through
+        `handle.options(stream=True)`). Each piece crosses Ray as one object: pieces that come
+        within `stream_interval_ms` of the last one sent go together."""
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str] = asyncio.Queue()
+
+        def on_text(piece: str) -> None:  # the engine's thread
+            loop.call_soon_threadsafe(pieces.put_nowait, piece)
+
+        # Straight to the engine, which batches continuously; @serve.batch only groups calls.
+        future = self.engine.submit([job], on_text=[on_text])[0]
+        finished = asyncio.wrap_future(future)
+        since = time.perf_counter()
+        first = True
+        try:
+            # The engine sends a row's last pieces before its result: none is left behind.
+            async for group in queued_until(pieces, finished, self.stream_interval_s):
+                self.metrics.record_piece(time.perf_counter() - since, first=first)
+                since, first = time.perf_counter(), False
+                yield "".join(group)
+            result: GenerationResult = await finished
+        finally:
+            # Cancelled or closed: the caller went away, the row leaves the batch next step.
+            if future.cancel():
+                self.cancelled += 1
+        self.metrics.record_row(result.batch_size, result.new_tokens)
+        yield result
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def _admit(self, jobs: list[GenerationJob]) -> list[Future]:

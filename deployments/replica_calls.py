@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
-from ray.serve.handle import DeploymentResponse
+from ray.serve.handle import DeploymentResponse, DeploymentResponseGenerator
 
 logger = logging.getLogger("ray.serve")
 
@@ -40,4 +40,32 @@ async def call(send: Callable[[], DeploymentResponse], what: str) -> Any:
             if attempt == 2 or not replica_died(exc):
                 raise
             logger.warning("%s: its replica died before answering; sending it again: %r", what, exc)
+    raise AssertionError("unreachable")
+
+
+async def stream(
+    open_stream: Callable[[], DeploymentResponseGenerator],
+    what: str,
+    on_item: Callable[[Any], None],
+) -> Any:
+    """A streaming call (`handle.options(stream=True)`): every item but the last goes to
+    `on_item`, the last is returned. Sent once more only when its replica died before sending
+    anything (a second stream after some items would repeat them)."""
+    for attempt in (1, 2):
+        items = open_stream()
+        received = False
+        last: Any = None
+        try:
+            async for item in items:
+                if received:
+                    on_item(last)
+                last, received = item, True
+            if not received:
+                raise RuntimeError(f"{what}: the stream ended without an item")
+            return last
+        except BaseException as exc:
+            items.cancel()
+            if attempt == 2 or received or not replica_died(exc):
+                raise
+            logger.warning("%s: its replica died before streaming; opening it again: %r", what, exc)
     raise AssertionError("unreachable")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -212,3 +212,32 @@ class GenerationResult(BaseModel):
     new_tokens: int
     elapsed_ms: float
     batch_size: int
+
+
+# ---- Streaming: what crosses the graph while a post is written (POST /v1/posts/stream) ----------
+
+
+class PartPiece(BaseModel):
+    """New text of one part, as its model wrote it (raw: the Ingress cleans it for the client)."""
+
+    part: PostPart
+    text: str
+
+
+class PostWriting(BaseModel):
+    """CacheLookup's first answer to a stream that missed: the post is being written now (pieces
+    follow only when this request's writer is the one writing it, not a single-flight follower)."""
+
+    key: str
+
+
+StreamEventName = Literal["meta", "title", "content", "hashtags", "post", "error"]
+
+
+class StreamEvent(BaseModel):
+    """One server-sent event of POST /v1/posts/stream, and one item of the `stream` handle
+    method: `meta` (request id, cache key, hit and layer), pieces of a part's text (`title`,
+    `content`, `hashtags`: {"text": ...}), then `post` (the Post) or `error` (the error body)."""
+
+    event: StreamEventName
+    data: dict[str, Any]

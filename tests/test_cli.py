@@ -29,6 +29,21 @@ def test_generate_in_process_prints_a_post(
     assert all(tag.startswith("#") for tag in printed.splitlines()[-1].split())
 
 
+def test_generate_stream_shows_the_body_as_it_is_written(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LINKEDIN_POSTS_MODEL__MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("LINKEDIN_POSTS_GENERATION", json.dumps(TINY_GENERATION))
+    argv = ["generate", "Streaming from the command line", "--seed", "2", "--json"]
+    assert main([*argv, "--stream"]) == 0
+    streamed = capsys.readouterr()
+    assert main(argv) == 0
+    plain = capsys.readouterr()
+    # The same post; the first body as written went to stderr too (beside the loading bars).
+    assert json.loads(streamed.out)["text"] == json.loads(plain.out)["text"]
+    assert len(streamed.err) > len(plain.err) + 100
+
+
 def test_invalid_request_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "ab"]) == 2
     assert "topic" in capsys.readouterr().err

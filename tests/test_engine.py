@@ -143,3 +143,28 @@ def test_build_engine_picks_the_engine_the_settings_name(tiny_model_dir: Path) -
         engine.close()
     with pytest.raises(RuntimeError, match="stopped"):
         engine.check_health()
+
+
+def test_a_streaming_row_sends_its_text_piece_by_piece(
+    engine: DecodeEngine, generator: TextGenerator
+) -> None:
+    pieces: list[str] = []
+    job = _job(30, 40)
+    streamed = _result(engine.submit([job], on_text=[pieces.append])[0])
+    assert len(pieces) > 5, "text came while the row decoded, not once at the end"
+    assert "".join(pieces) == streamed.text
+    # Streaming changes nothing in what is written.
+    assert streamed.text == generator.generate_batch([job])[0].text  # type: ignore[union-attr]
+
+
+def test_pieces_never_split_a_character(generator: TextGenerator) -> None:
+    from deployments.engine.generator import IncrementalText
+
+    tokenizer = generator.loaded.tokenizer
+    text = "Ship small 🚢 changes: 小步快跑, café, naïve — done ✅."
+    tokens = tokenizer.encode(text, add_special_tokens=False)
+    incremental = IncrementalText(tokenizer)
+    pieces = [incremental.piece(tokens[: i + 1]) for i in range(len(tokens))]
+    pieces.append(incremental.rest(tokens, tokenizer.decode(tokens)))
+    assert "".join(pieces) == tokenizer.decode(tokens) == text
+    assert not any("\ufffd" in piece for piece in pieces)

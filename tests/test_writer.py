@@ -4,6 +4,7 @@ candidate of every part at once, the Compiler, one more body when the body came 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from deployments.engine import GenerationEngine, build_engine
 from deployments.post.compiler import PostCompiler, wants_another_body
-from deployments.post.writer import PostWriter, write_post
+from deployments.post.writer import OnPiece, PostWriter, first_of_each_part, write_post
 from deployments.schemas import GenerationJob, GenerationResult, Post, PostPart, PostRequest
 from deployments.settings import BatchingSettings, GenerationSettings, ModelSettings
 from tests.conftest import TINY_GENERATION
@@ -37,10 +38,15 @@ class Recorder:
         self.compiled: list[dict[PostPart, int]] = []
 
     async def run_jobs(
-        self, jobs: Sequence[tuple[PostPart, GenerationJob]]
+        self, jobs: Sequence[tuple[PostPart, GenerationJob]], on_piece: OnPiece | None = None
     ) -> list[GenerationResult]:
         self.calls.append([part for part, _ in jobs])
-        futures = self.engine.submit([job for _, job in jobs])
+        streamed = first_of_each_part(jobs) if on_piece is not None else set()
+        sinks = [
+            functools.partial(on_piece, part) if on_piece and i in streamed else None
+            for i, (part, _) in enumerate(jobs)
+        ]
+        futures = self.engine.submit([job for _, job in jobs], on_text=sinks)
         return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
 
     async def compile_parts(
@@ -134,3 +140,24 @@ def test_the_writer_asks_every_candidate_only_while_it_is_not_busy(
     for value, request in zip(stored, requests):
         assert value["request"] == request.model_dump(mode="json")
         assert {"title", "content", "generation", "compile"} <= set(value["metadata"]["timings_ms"])
+
+
+def test_the_first_job_of_each_part_streams_its_text(engine: GenerationEngine) -> None:
+    recorder = Recorder(engine)
+    request = PostRequest(topic="Streaming a post", num_hashtags=2)
+    pieces: dict[str, list[str]] = {}
+    written = asyncio.run(
+        write_post(
+            request,
+            11,
+            GENERATION,
+            all_candidates=True,
+            run_jobs=recorder.run_jobs,
+            compile_parts=recorder.compile_parts,
+            on_piece=lambda part, piece: pieces.setdefault(part, []).append(piece),
+        )
+    )
+    assert set(pieces) == {"title", "content", "hashtags"}
+    for part, texts in pieces.items():
+        assert "".join(texts) == written.candidates[part][0].text
+    assert len(pieces["content"]) > 1

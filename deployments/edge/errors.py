@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("ray.serve")
@@ -47,17 +48,36 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(
-    status: int, message: str, details: Any = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    body = {
+def error_body(status: int, message: str, details: Any = None) -> dict[str, Any]:
+    """The envelope: `{"error": {"code", "message", "details"}}` (a stream's `error` event)."""
+    return {
         "error": {
             "code": _STATUS_CODES.get(status, "error"),
             "message": message,
             "details": details,
         }
     }
-    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_response(
+    status: int, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(status, message, details), status_code=status, headers=headers)
+
+
+def downstream_error(exc: BaseException, request_id: str, retry_after_s: int) -> ApiError:
+    """What a failed call down the graph answers: 504 at the request's timeout, 503 with
+    Retry-After when a queue was full or the generation failed. What failed stays in the log;
+    the answer names no internals."""
+    from ray.serve.exceptions import BackPressureError  # Ray: the edge's tests run without it
+
+    retry = {"Retry-After": str(retry_after_s)}
+    if isinstance(exc, asyncio.TimeoutError):
+        return ApiError(504, "the request took too long; try again")
+    if isinstance(exc, BackPressureError):
+        return ApiError(503, "the service is busy; retry shortly", headers=retry)
+    logger.warning("generation failed for request %s: %r", request_id, exc)
+    return ApiError(503, "generation failed; retry shortly", headers=retry)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -77,6 +97,16 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
         details.append({"field": field, "message": message})
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     return error_response(422, f"invalid request: {summary}", details)
+
+
+def invalid_request(exc: ValidationError) -> ApiError:
+    """A request given through a handle that does not validate: the 422 HTTP would answer."""
+    details = [
+        {"field": _field_path(tuple(err.get("loc", ()))), "message": err.get("msg", "invalid")}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    return ApiError(422, f"invalid request: {summary}", details=details)
 
 
 def install_error_handlers(app: FastAPI) -> None:

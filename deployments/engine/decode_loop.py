@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from deployments.engine.generator import DecodeBatch, PendingRow, TextGenerator
+from deployments.engine.generator import DecodeBatch, PendingRow, TextGenerator, TextSink
 from deployments.schemas import GenerationJob, GenerationResult
 from deployments.settings import BatchingSettings
 
@@ -64,17 +64,22 @@ class DecodeEngine:
         self._thread = threading.Thread(target=self._run, name="decode-engine", daemon=True)
         self._thread.start()
 
-    def submit(self, jobs: Sequence[GenerationJob]) -> list[Future]:
+    def submit(
+        self, jobs: Sequence[GenerationJob], on_text: Sequence[TextSink | None] | None = None
+    ) -> list[Future]:
         """Queue jobs to join the batch together; each future gets its job's result, or an
-        exception for that job alone. Cancelling a future stops its row at the next step."""
+        exception for that job alone. Cancelling a future stops its row at the next step.
+        `on_text[i]`, when given, gets job i's text piece by piece as it decodes."""
         futures: list[Future] = [Future() for _ in jobs]
+        sinks = list(on_text) if on_text is not None else [None] * len(jobs)
         rows = [
             PendingRow(
                 job=job,
                 deliver=lambda result, f=future: _resolve(f, result),
                 cancelled=future.cancelled,
+                on_text=sink,
             )
-            for job, future in zip(jobs, futures)
+            for job, future, sink in zip(jobs, futures, sinks, strict=True)
         ]
         with self._wake:
             if self._closed:

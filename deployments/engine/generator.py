@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 CancelCheck = Callable[[int], bool]
 Delivery = Callable[[GenerationResult | Exception], None]
+# Called from the decoding thread with each piece of new text; the pieces add up to the text of
+# the row's result (streaming).
+TextSink = Callable[[str], None]
 
 
 class RowCancelled(Exception):
@@ -46,6 +49,7 @@ class PendingRow:
     deliver: Delivery
     cancelled: Callable[[], bool] = lambda: False
     submitted: float = field(default_factory=time.perf_counter)
+    on_text: TextSink | None = None
 
 
 @dataclass
@@ -56,6 +60,35 @@ class ActiveRow:
     position: int  # the position id `next_token` is fed at
     steps: int = 0
     rows_sum: int = 0  # batch sizes summed over the row's steps: its mean batch
+    streamed: IncrementalText | None = None  # a streaming row's text sent so far
+
+
+class IncrementalText:
+    """A row's text piece by piece as its tokens come: each token decodes only the few tokens
+    around it, and a piece ending in half a character (a byte-level token that is not a whole
+    UTF-8 character yet) waits for the token that completes it. The pieces add up to the
+    decode of every token (the approach of TGI's and vLLM's detokenizers)."""
+
+    def __init__(self, tokenizer: object) -> None:
+        self.tokenizer = tokenizer
+        self.prefix_offset = 0  # tokens before this are sent and no longer decoded
+        self.read_offset = 0  # tokens before this are sent
+
+    def piece(self, tokens: Sequence[int]) -> str:
+        """The new text `tokens` (every token so far) adds to what was sent; may be empty."""
+        decode = self.tokenizer.decode  # type: ignore[attr-defined]
+        sent = decode(tokens[self.prefix_offset : self.read_offset], skip_special_tokens=True)
+        text = decode(tokens[self.prefix_offset :], skip_special_tokens=True)
+        if len(text) <= len(sent) or text.endswith("\ufffd"):
+            return ""
+        self.prefix_offset, self.read_offset = self.read_offset, len(tokens)
+        return text[len(sent) :]
+
+    def rest(self, tokens: Sequence[int], full_text: str) -> str:
+        """What is left to send once the row has ended, its full text known."""
+        decode = self.tokenizer.decode  # type: ignore[attr-defined]
+        sent = decode(tokens[: self.read_offset], skip_special_tokens=True)
+        return full_text[len(sent) :] if full_text.startswith(sent) else ""
 
 
 @dataclass
@@ -220,6 +253,8 @@ class DecodeBatch:
             if generator.generation.penalize_prompt_tokens:
                 seen[0, prompt] = True
             active = ActiveRow(row, state, next_token=-1, position=len(prompt))
+            if row.on_text is not None:
+                active.streamed = IncrementalText(generator.loaded.tokenizer)
             if self._take(active, self._choose(logits[None], [state], seen)[0], seen[0]):
                 joining.append((active, cache, seen))
         if joining:
@@ -289,11 +324,24 @@ class DecodeBatch:
         if len(state.produced) >= state.max_new_tokens:
             self._finish(row)
             return False
+        if row.streamed is not None:
+            self._send(row, row.streamed.piece(state.produced))
         return True
+
+    @staticmethod
+    def _send(row: ActiveRow, piece: str) -> None:
+        if not piece or row.pending.on_text is None:
+            return
+        try:
+            row.pending.on_text(piece)
+        except Exception:  # a listener's failure is no reason to fail the row
+            logger.exception("a streaming row's text listener failed")
 
     def _finish(self, row: ActiveRow) -> None:
         produced = row.state.produced
         text = self.generator.loaded.tokenizer.decode(produced, skip_special_tokens=True)
+        if row.streamed is not None:
+            self._send(row, row.streamed.rest(produced, text))
         row.pending.deliver(
             GenerationResult(
                 text=text,

@@ -3,7 +3,7 @@ and the benchmarks alike."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,9 +17,15 @@ class GenerationEngine(Protocol):
     generate, check_health, shutdown), vLLM's scheduler interface. A second engine is one new
     class behind this protocol and one more value of the `model.engine` setting."""
 
-    def submit(self, jobs: Sequence[GenerationJob]) -> list[Future[GenerationResult]]:
+    def submit(
+        self,
+        jobs: Sequence[GenerationJob],
+        on_text: Sequence[Callable[[str], None] | None] | None = None,
+    ) -> list[Future[GenerationResult]]:
         """Queue jobs (to be batched together where the engine batches); each future gets its
-        job's result, or an exception for that job alone. Cancelling a future stops its job."""
+        job's result, or an exception for that job alone. Cancelling a future stops its job.
+        `on_text[i]`, when given, is called (from any thread) with each piece of job i's text
+        as it is written; the pieces add up to its result's text (streaming)."""
         ...
 
     def reconfigure(self, batching: BatchingSettings) -> None:

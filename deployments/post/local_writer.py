@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from deployments.engine import GenerationEngine, build_engine
 from deployments.post.compiler import PostCompiler
-from deployments.post.writer import write_post
+from deployments.post.writer import OnPiece, first_of_each_part, write_post
 from deployments.schemas import (
     PARTS,
     GenerationJob,
@@ -63,12 +63,25 @@ def write_posts(
     generation: GenerationSettings,
     *,
     on_written: Callable[[], None] = lambda: None,
+    on_piece: OnPiece | None = None,
 ) -> WrittenPosts:
     """The posts of `requests` (request i drawn from seeds[i]), every candidate of every part;
-    `on_written()` is called as each post is done."""
+    `on_written()` is called as each post is done; `on_piece`, as in `write_post`."""
 
-    async def run_jobs(jobs: Sequence[tuple[PostPart, GenerationJob]]) -> list[GenerationResult]:
-        futures = [engines[part].submit([job])[0] for part, job in jobs]
+    async def run_jobs(
+        jobs: Sequence[tuple[PostPart, GenerationJob]], on_piece: OnPiece | None
+    ) -> list[GenerationResult]:
+        loop = asyncio.get_running_loop()
+        streamed = first_of_each_part(jobs) if on_piece is not None else set()
+
+        def sink(part: PostPart) -> Callable[[str], None]:
+            assert on_piece is not None
+            return lambda piece: loop.call_soon_threadsafe(on_piece, part, piece)
+
+        futures = [
+            engines[part].submit([job], on_text=[sink(part)] if i in streamed else None)[0]
+            for i, (part, job) in enumerate(jobs)
+        ]
         try:
             return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
         except Exception as exc:
@@ -87,6 +100,7 @@ def write_posts(
             all_candidates=True,
             run_jobs=run_jobs,
             compile_parts=compile_parts,
+            on_piece=on_piece,
         )
         on_written()
         return written.post, written.candidates

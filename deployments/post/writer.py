@@ -26,8 +26,13 @@ from deployments.settings import GenerationSettings
 if TYPE_CHECKING:
     from ray.serve.handle import DeploymentHandle
 
-# Each job on its part's model, all at once; the results in order.
-RunJobs = Callable[[Sequence[tuple[PostPart, GenerationJob]]], Awaitable[list[GenerationResult]]]
+# Streaming: called with each piece of a part's text as its model writes it.
+OnPiece = Callable[[PostPart, str], None]
+# Each job on its part's model, all at once; the results in order. Given an OnPiece, the first
+# job of each part streams its text to it.
+RunJobs = Callable[
+    [Sequence[tuple[PostPart, GenerationJob]], OnPiece | None], Awaitable[list[GenerationResult]]
+]
 # The post from every part's candidates, in the order they were written.
 CompileParts = Callable[[PostRequest, dict[PostPart, list[GenerationResult]]], Awaitable[Post]]
 
@@ -57,17 +62,19 @@ async def write_post(
     all_candidates: bool,
     run_jobs: RunJobs,
     compile_parts: CompileParts,
+    on_piece: OnPiece | None = None,
 ) -> WrittenPost:
     """The post of `request` drawn from `seed`: every candidate of every part when
     `all_candidates` (best of n), else one of each; one more body when what the Compiler removed
     (holes, letter talk, an invented persona) left too little or, idle, the body wandered off
-    the topic, and the best of all of them."""
+    the topic, and the best of all of them. `on_piece` gets the text of the first job of each
+    part as it is written (the post is still the Compiler's choice among every candidate)."""
     jobs = post_jobs(request, seed, generation, all_candidates=all_candidates)
     timings = {"generation": 0.0, "compile": 0.0}
     pending = [(part, job) for part, part_jobs in jobs.items() for job in part_jobs]
     candidates: dict[PostPart, list[GenerationResult]] = {part: [] for part in jobs}
     with _timed(timings, "generation"):
-        results = await run_jobs(pending)
+        results = await run_jobs(pending, on_piece)
     for (part, _), result in zip(pending, results):
         candidates[part].append(result)
     with _timed(timings, "compile"):
@@ -75,7 +82,7 @@ async def write_post(
     if wants_another_body(request, post.content, idle=all_candidates):
         extra = extra_body_job(request, seed, generation, len(candidates["content"]))
         with _timed(timings, "generation"):
-            candidates["content"] += await run_jobs([("content", extra)])
+            candidates["content"] += await run_jobs([("content", extra)], None)
         with _timed(timings, "compile"):
             post = await compile_parts(request, candidates)
     return WrittenPost(post, candidates, {k: round(ms, 1) for k, ms in timings.items()})
@@ -107,14 +114,24 @@ class PostWriter:
         the Compiler deployment; a call whose replica died is sent once more (replica_calls)."""
         from deployments import replica_calls  # Ray: the local writer runs without it
 
+        def run_job(part: PostPart, job: GenerationJob, on_piece: OnPiece | None) -> Awaitable:
+            if on_piece is None:
+                send = functools.partial(models[part].generate.remote, job)
+                return replica_calls.call(send, part)
+            streaming = models[part].options(stream=True).generate_stream
+            return replica_calls.stream(
+                functools.partial(streaming.remote, job),
+                part,
+                lambda piece: on_piece(part, piece),
+            )
+
         async def run_jobs(
-            jobs: Sequence[tuple[PostPart, GenerationJob]],
+            jobs: Sequence[tuple[PostPart, GenerationJob]], on_piece: OnPiece | None
         ) -> list[GenerationResult]:
+            streamed = first_of_each_part(jobs) if on_piece is not None else set()
             calls = [
-                asyncio.ensure_future(
-                    replica_calls.call(functools.partial(models[part].generate.remote, job), part)
-                )
-                for part, job in jobs
+                asyncio.ensure_future(run_job(part, job, on_piece if i in streamed else None))
+                for i, (part, job) in enumerate(jobs)
             ]
             try:
                 return list(await asyncio.gather(*calls))
@@ -133,9 +150,9 @@ class PostWriter:
 
         return cls(generation, run_jobs, compile_parts)
 
-    async def write(self, request: PostRequest) -> dict:
+    async def write(self, request: PostRequest, on_piece: OnPiece | None = None) -> dict:
         """What the cache stores: the post, its per-part and stage timings, and the request it
-        answers (so that popular entries can be refreshed)."""
+        answers (so that popular entries can be refreshed). `on_piece`: as in `write_post`."""
         seed = request.seed if request.seed is not None else uuid.uuid4().int % 2**63
         all_candidates = wants_all_candidates(self.writing, self.generation.candidates.busy_writes)
         self.writing += 1
@@ -147,6 +164,7 @@ class PostWriter:
                 all_candidates=all_candidates,
                 run_jobs=self.run_jobs,
                 compile_parts=self.compile_parts,
+                on_piece=on_piece,
             )
         finally:
             self.writing -= 1
@@ -159,3 +177,11 @@ class PostWriter:
             **written.timings_ms,
         }
         return {**post.model_dump(mode="json"), "request": request.model_dump(mode="json")}
+
+
+def first_of_each_part(jobs: Sequence[tuple[PostPart, GenerationJob]]) -> set[int]:
+    """Indexes of each part's first job: the ones that stream."""
+    first: dict[PostPart, int] = {}
+    for i, (part, _) in enumerate(jobs):
+        first.setdefault(part, i)
+    return set(first.values())

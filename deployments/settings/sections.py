@@ -133,6 +133,13 @@ class GenerationSettings(_Section):
         description="End-of-text is suppressed until a body has this many tokens.",
     )
     candidates: CandidateSettings = CandidateSettings()
+    stream_interval_ms: int = Field(
+        100,
+        ge=0,
+        le=2000,
+        description="Streaming: the least time between two pieces of one part's text sent down "
+        "the graph (pieces that come sooner go together; each crosses Ray as one object).",
+    )
 
     @field_validator("content_max_new_tokens", "content_min_new_tokens")
     @classmethod

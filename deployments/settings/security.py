@@ -72,7 +72,17 @@ class SecuritySettings(_Section):
         None, description="Shared limiter storage; default: cache.redis_url. Unset: per replica."
     )
     open_paths: tuple[str, ...] = Field(
-        ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"),
+        (
+            "/healthz",
+            "/readyz",
+            "/docs",
+            "/docs/oauth2-redirect",
+            "/openapi.json",
+            # The studio's static files; the API calls it makes carry the user's key.
+            "/",
+            "/studio/studio.js",
+            "/studio/studio.css",
+        ),
         description="Paths that need no key and are not rate limited.",
     )
     cors_origins: list[str] = Field(default_factory=list, description="[] disables CORS.")
