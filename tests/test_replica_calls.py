@@ -50,7 +50,9 @@ def caller(ray_session: None, tmp_path: Path) -> Iterator[DeploymentHandle]:
         Caller.bind(DiesOnce.bind(str(tmp_path / "died"))), name="replica-calls", route_prefix=None
     )
     yield handle
-    serve.delete("replica-calls")
+    # Serve itself goes too: its proxy took the default port, and a later module's app would
+    # join this instance instead of starting on a port of its own.
+    serve.shutdown()
 
 
 def test_a_call_whose_replica_dies_is_sent_again(caller: DeploymentHandle) -> None:
