@@ -1,5 +1,5 @@
 """Writing one post: every part's jobs at once, the Compiler, and one more body when clean-up
-left the body short of its length band or the body wandered off the topic.
+left the body short of its length band or, while the writer is idle, off the topic.
 
 `write_post` is the one place that sequence lives. Where the jobs run and where the post is
 compiled are its two arguments: the graph's writer (`PostWriter`) sends jobs to the model
