@@ -33,6 +33,9 @@ class Plan:
     nocache_requests: int
     nocache_concurrency: int
     nocache_budget_s: float
+    stream_levels: tuple[int, ...]
+    stream_duration_s: float  # each endpoint at each level sends for this long
+    stream_rounds: int  # every level, both endpoints, the order alternating per round
 
 
 FULL = Plan(
@@ -59,6 +62,9 @@ FULL = Plan(
     nocache_requests=24,
     nocache_concurrency=8,
     nocache_budget_s=180,
+    stream_levels=(1, 8, 32),
+    stream_duration_s=90,
+    stream_rounds=3,
 )
 
 QUICK = Plan(
@@ -85,4 +91,7 @@ QUICK = Plan(
     nocache_requests=4,
     nocache_concurrency=4,
     nocache_budget_s=60,
+    stream_levels=(1, 4),
+    stream_duration_s=8,
+    stream_rounds=1,
 )

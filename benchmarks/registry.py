@@ -21,6 +21,7 @@ from benchmarks.scenarios import (
     quality,
     queues,
     router,
+    streaming,
     tuning,
 )
 
@@ -45,4 +46,7 @@ SCENARIOS: dict[str, Scenario] = {
     "tuning": Scenario(tuning.tuning, lambda p: 2 * len(tuning.TUNING_VARIANTS)),
     "router": Scenario(router.router, lambda p: 2 * len(router.ROUTER_BACKOFF_ENV)),
     "queues": Scenario(queues.queues, lambda p: 2 * len(queues.QUEUE_VARIANTS)),
+    "streaming": Scenario(
+        streaming.streaming, lambda p: 1 + 2 * len(p.stream_levels) * p.stream_rounds
+    ),
 }

@@ -211,3 +211,105 @@ def test_the_harness_cli_places_each_run_in_a_folder_of_its_own() -> None:
     assert SAVED_ROOT not in results_path(None, None, quick=True).parents
     with pytest.raises(SystemExit):
         parse_args(["graph", "--save", "../outside"])
+
+
+# ---- streaming scenario: reading answers as they arrive ----------------------------------------
+
+
+def test_parse_sse_returns_complete_events_and_keeps_the_rest() -> None:
+    from benchmarks.scenarios.streaming import parse_sse
+
+    events, rest = parse_sse('event: meta\ndata: {"a": 1}\n\nevent: content\ndata: {"te')
+    assert events == [("meta", '{"a": 1}')]
+    assert rest == 'event: content\ndata: {"te'
+    events, rest = parse_sse(rest + 'xt": "Hi"}\n\n')
+    assert events == [("content", '{"text": "Hi"}')] and rest == ""
+
+
+def _answer_app(chunks: list[bytes], media_type: str, status: int = 200):  # type: ignore[no-untyped-def]
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def endpoint(request):  # type: ignore[no-untyped-def]
+        async def body():  # type: ignore[no-untyped-def]
+            for chunk in chunks:
+                yield chunk
+
+        return StreamingResponse(body(), media_type=media_type, status_code=status)
+
+    return Starlette(routes=[Route("/p", endpoint, methods=["POST"])])
+
+
+def _send_once(app) -> Outcome:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from benchmarks.scenarios.streaming import _stream_sender
+
+    async def main() -> Outcome:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await _stream_sender(client, "http://t/p", lambda i: {"topic": "x"})(0)
+
+    return asyncio.run(main())
+
+
+def test_stream_sender_times_first_byte_first_piece_and_end() -> None:
+    chunks = [
+        b'event: meta\ndata: {"hit": false}\n\n',
+        b'event: content\ndata: {"text": "Hel',  # an event split across chunks
+        b'lo"}\n\nevent: post\ndata: {"text": "Hello"}\n\n',
+    ]
+    outcome = _send_once(_answer_app(chunks, "text/event-stream"))
+    timing = outcome.info["timing"]
+    assert outcome.status == 200
+    assert timing.first_piece_s is not None
+    assert timing.first_byte_s <= timing.first_piece_s <= timing.done_s
+
+
+def test_stream_sender_counts_an_error_event_by_its_code_and_a_pieceless_stream_as_failed() -> None:
+    error = b'event: error\ndata: {"error": {"code": "overloaded", "message": "m"}}\n\n'
+    outcome = _send_once(_answer_app([b"event: meta\ndata: {}\n\n", error], "text/event-stream"))
+    assert outcome.status == 503
+    pieceless = [b"event: meta\ndata: {}\n\n", b'event: post\ndata: {"text": "x"}\n\n']
+    assert _send_once(_answer_app(pieceless, "text/event-stream")).status == 0
+
+
+def test_stream_sender_reads_an_unstreamed_post_whole() -> None:
+    outcome = _send_once(_answer_app([b'{"te', b'xt": "x"}'], "application/json"))
+    assert outcome.status == 200 and outcome.info["timing"].first_piece_s is None
+
+
+def test_streaming_summary_gives_the_posts_per_s_cost_at_the_top_level() -> None:
+    from benchmarks.scenarios.streaming import ModeRun, _summary_table
+
+    def run(round_: int, clients: int, mode: str, posts: float) -> ModeRun:
+        return ModeRun(round_, clients, mode, 10, 10, 0, posts, 1, 1, 2, 2, 3, 3)
+
+    runs = [
+        run(1, 32, "unstreamed", 0.40),
+        run(1, 32, "streamed", 0.37),
+        run(2, 32, "unstreamed", 0.50),
+        run(2, 32, "streamed", 0.39),
+        run(3, 32, "unstreamed", 0.42),
+        run(3, 32, "streamed", 0.41),
+    ]
+    table = _summary_table((32,), runs, {}, {})
+    assert [row[5] for row in table.rows] == [0.42, 0.39]  # medians over rounds
+    assert "0.93x" in table.notes[0] and "NOT met" in table.notes[0]
+
+
+def test_stream_metric_counts_reads_rays_prefixed_export() -> None:
+    from benchmarks.scenarios import streaming
+
+    text = (
+        "# HELP ray_linkedin_posts_stream_first_piece_seconds x\n"
+        'ray_linkedin_posts_stream_first_piece_seconds_count{part="title",a="b"} 3.0\n'
+        'ray_linkedin_posts_stream_first_piece_seconds_count{part="content"} 2.0\n'
+        'ray_linkedin_posts_stream_piece_gap_seconds_sum{part="title"} 9.0\n'
+        "ray_linkedin_posts_stream_piece_gap_seconds_count 4.0\n"
+    )
+    assert streaming.metric_counts(text) == {
+        "linkedin_posts_stream_first_piece_seconds_count": 5.0,
+        "linkedin_posts_stream_piece_gap_seconds_count": 4.0,
+    }
