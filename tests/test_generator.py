@@ -65,6 +65,12 @@ def test_one_result_per_job_within_each_rows_budget(generator: TextGenerator) ->
     assert sizes[0] == 3 and sizes[1] < 3
 
 
+def test_generated_tokens_counts_every_ended_rows_tokens(generator: TextGenerator) -> None:
+    before = generator.generated_tokens
+    results = generator.generate_batch([_job(4, max_new=5), _job(5, max_new=11)])
+    assert generator.generated_tokens - before == sum(_ok(r).new_tokens for r in results) > 0
+
+
 def test_same_seed_same_text_whatever_the_batch(generator: TextGenerator) -> None:
     alone = _ok(generator.generate_batch([_job(7)])[0]).text
     batched = generator.generate_batch([_job(99, topic="Something else entirely"), _job(7)])

@@ -113,6 +113,8 @@ class DecodeEngine:
             "waiting": self.waiting(),
             **asdict(self.stats),
             "mean_batch": self.stats.mean_batch,
+            "prefilled_tokens": self.generator.prefilled_tokens,
+            "generated_tokens": self.generator.generated_tokens,
         }
 
     def check_health(self) -> None:

@@ -123,6 +123,7 @@ class TextGenerator:
             )
         self.memory: PrefixMemory | None = None
         self.prefilled_tokens = 0  # prompt tokens run through the model (reused ones not counted)
+        self.generated_tokens = 0  # tokens of the rows that ended (the benchmarks' token counter)
 
     @property
     def model_id(self) -> str:
@@ -339,6 +340,7 @@ class DecodeBatch:
 
     def _finish(self, row: ActiveRow) -> None:
         produced = row.state.produced
+        self.generator.generated_tokens += len(produced)
         text = self.generator.loaded.tokenizer.decode(produced, skip_special_tokens=True)
         if row.streamed is not None:
             self._send(row, row.streamed.rest(produced, text))
