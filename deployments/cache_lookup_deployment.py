@@ -25,13 +25,14 @@ from deployments.schemas import (
     PARTS,
     CachedPost,
     PartPiece,
+    PartPieces,
     Post,
     PostLookup,
     PostPart,
     PostWriting,
 )
 from deployments.settings import AppSettings
-from deployments.streaming import queued_until
+from deployments.streaming import queued_until, stream_pace
 
 
 def _ms_since(started: float) -> float:
@@ -65,6 +66,7 @@ class CacheLookup:
         self.writer = PostWriter.on_deployments(settings.generation, self.models, compiler)
         self.metrics = CacheMetrics()
         self._refresher: asyncio.Task[None] | None = None
+        self.stream_pace = stream_pace(settings.generation)
 
     async def posts(self, lookups: list[PostLookup]) -> list[CachedPost]:
         """Each request's post, from the cache or written now, in order."""
@@ -105,7 +107,7 @@ class CacheLookup:
 
     async def post_stream(
         self, lookup: PostLookup
-    ) -> AsyncIterator[CachedPost | PostWriting | PartPiece]:
+    ) -> AsyncIterator[CachedPost | PostWriting | PartPieces]:
         """One request's post as a stream (`options(stream=True)`): a hit is its CachedPost
         alone; a miss is PostWriting, the pieces of each part as the models write them, then
         the CachedPost. Closing the stream stops the writing, as a cancelled `posts` call does."""
@@ -132,9 +134,9 @@ class CacheLookup:
             else _not_stored(write)
         )
         try:
-            async for group in queued_until(pieces, writing):
-                for piece in group:
-                    yield piece
+            with self.stream_pace.stream():
+                async for group in queued_until(pieces, writing, self.stream_pace.interval_s):
+                    yield PartPieces.joined(group)
             post, layer = await writing
         finally:
             writing.cancel()  # a no-op once written; else the client has gone

@@ -23,7 +23,7 @@ from deployments.local_ray import keep_replica_server_on_loopback
 from deployments.metrics import ModelMetrics
 from deployments.schemas import GenerationJob, GenerationResult, PostPart
 from deployments.settings import AppSettings, BatchingSettings
-from deployments.streaming import queued_until
+from deployments.streaming import queued_until, stream_pace
 
 logger = logging.getLogger("ray.serve")
 
@@ -38,7 +38,7 @@ class PartModel:
         if threads:
             model_settings = model_settings.model_copy(update={"torch_threads": threads})
         self.engine = build_engine(model_settings, settings.generation, settings.batching)
-        self.stream_interval_s = settings.generation.stream_interval_ms / 1000
+        self.stream_pace = stream_pace(settings.generation)
         self.cancelled = 0
         self.metrics = ModelMetrics(self.part)
         self.reconfigure(settings.batching.model_dump())
@@ -64,7 +64,7 @@ class PartModel:
     async def generate_stream(self, job: GenerationJob) -> AsyncIterator[str | GenerationResult]:
         """The job's text piece by piece (str), then its GenerationResult (call it through
         `handle.options(stream=True)`). Each piece crosses Ray as one object: pieces that come
-        within `stream_interval_ms` of the last one sent go together."""
+        sooner than the replica's pace allows (deployments.streaming.StreamPace) go together."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str] = asyncio.Queue()
 
@@ -78,10 +78,11 @@ class PartModel:
         first = True
         try:
             # The engine sends a row's last pieces before its result: none is left behind.
-            async for group in queued_until(pieces, finished, self.stream_interval_s):
-                self.metrics.record_piece(time.perf_counter() - since, first=first)
-                since, first = time.perf_counter(), False
-                yield "".join(group)
+            with self.stream_pace.stream():
+                async for group in queued_until(pieces, finished, self.stream_pace.interval_s):
+                    self.metrics.record_piece(time.perf_counter() - since, first=first)
+                    since, first = time.perf_counter(), False
+                    yield "".join(group)
             result: GenerationResult = await finished
         finally:
             # Cancelled or closed: the caller went away, the row leaves the batch next step.

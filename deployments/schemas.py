@@ -224,6 +224,20 @@ class PartPiece(BaseModel):
     text: str
 
 
+class PartPieces(BaseModel):
+    """Pieces of a post's parts that came together, each part's joined in order: what
+    CacheLookup sends the Ingress as one object."""
+
+    pieces: list[PartPiece]
+
+    @classmethod
+    def joined(cls, pieces: list[PartPiece]) -> PartPieces:
+        texts: dict[PostPart, str] = {}
+        for piece in pieces:
+            texts[piece.part] = texts.get(piece.part, "") + piece.text
+        return cls(pieces=[PartPiece(part=part, text=text) for part, text in texts.items()])
+
+
 class PostWriting(BaseModel):
     """CacheLookup's first answer to a stream that missed: the post is being written now (pieces
     follow only when this request's writer is the one writing it, not a single-flight follower)."""

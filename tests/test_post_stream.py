@@ -12,7 +12,14 @@ import pytest
 
 from deployments.edge.errors import ApiError
 from deployments.edge.post_stream import post_events, sse
-from deployments.schemas import CachedPost, PartPiece, Post, PostMetadata, PostWriting
+from deployments.schemas import (
+    CachedPost,
+    PartPiece,
+    PartPieces,
+    Post,
+    PostMetadata,
+    PostWriting,
+)
 
 POST = Post(
     id="p1",
@@ -53,14 +60,28 @@ def _run(items: AsyncIterator[Any], timeout_s: float = 5.0) -> list[tuple[str, d
     return asyncio.run(collect())
 
 
+def _pieces(*pieces: tuple[str, str]) -> PartPieces:
+    return PartPieces(pieces=[PartPiece(part=part, text=text) for part, text in pieces])
+
+
+def test_part_pieces_join_each_parts_pieces_in_order() -> None:
+    joined = PartPieces.joined(
+        [
+            PartPiece(part="content", text="A "),
+            PartPiece(part="title", text="Hook"),
+            PartPiece(part="content", text="body."),
+        ]
+    )
+    assert [(p.part, p.text) for p in joined.pieces] == [("content", "A body."), ("title", "Hook")]
+
+
 def test_a_miss_is_meta_cleaned_pieces_then_the_post() -> None:
     events = _run(
         _items(
             PostWriting(key=KEY),
-            PartPiece(part="content", text="A bo"),
-            PartPiece(part="title", text="A hook.<|im_"),
-            PartPiece(part="title", text="end|>"),
-            PartPiece(part="content", text="dy."),
+            _pieces(("content", "A bo")),
+            _pieces(("title", "A hook.<|im_")),
+            _pieces(("title", "end|>"), ("content", "dy.")),
             CachedPost(post=POST, layer=None, key=KEY, lookup_ms=1.0),
         )
     )
@@ -87,9 +108,7 @@ def test_a_failure_before_the_first_event_raises() -> None:
 
 
 def test_a_failure_mid_stream_ends_with_an_error_event() -> None:
-    events = _run(
-        _items(PostWriting(key=KEY), PartPiece(part="content", text="A"), RuntimeError("died"))
-    )
+    events = _run(_items(PostWriting(key=KEY), _pieces(("content", "A")), RuntimeError("died")))
     assert [name for name, _ in events] == ["meta", "content", "error"]
     assert events[-1][1]["error"]["code"] == "overloaded"
 
@@ -106,7 +125,7 @@ def test_the_deadline_mid_stream_is_a_504_event() -> None:
 
 
 def test_a_stream_that_ends_without_a_post_ends_with_an_error_event() -> None:
-    events = _run(_items(PostWriting(key=KEY), PartPiece(part="title", text="A")))
+    events = _run(_items(PostWriting(key=KEY), _pieces(("title", "A"))))
     assert [name for name, _ in events] == ["meta", "title", "error"]
 
 

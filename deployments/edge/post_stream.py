@@ -1,7 +1,7 @@
 """POST /v1/posts/stream: one request's answer as server-sent events.
 
 The Ingress hands over its shared-layer hit, or CacheLookup's stream (`post_stream`: a hit, or
-PostWriting, the parts' pieces as the models write them, then the CachedPost). Out come
+PostWriting, the parts' pieces as the models write them (PartPieces), then the CachedPost). Out come
 `meta`, pieces of `title`, `content` and `hashtags` (cleaned as far as is safe while streaming),
 then `post`, exactly the Post that POST /v1/posts answers; or `error` with the error envelope.
 A failure before anything was sent raises ApiError instead, so that the HTTP answer is a JSON
@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 
 from deployments.edge.errors import ApiError, error_body
 from deployments.post.pieces import PieceCleaner
-from deployments.schemas import PARTS, CachedPost, PartPiece, Post, PostWriting, StreamEvent
+from deployments.schemas import PARTS, CachedPost, PartPieces, Post, PostWriting, StreamEvent
 
 # Turns a CachedPost into the Post the API answers (cache info, timings, request id).
 FinishPost = Callable[[CachedPost], Post]
@@ -64,10 +64,11 @@ async def post_events(
     try:
         while True:
             item = await _next(items, deadline, error_of)
-            if isinstance(item, PartPiece):
-                text = cleaners[item.part].feed(item.text)
-                if text:
-                    yield StreamEvent(event=item.part, data={"text": text})
+            if isinstance(item, PartPieces):
+                for piece in item.pieces:
+                    text = cleaners[piece.part].feed(piece.text)
+                    if text:
+                        yield StreamEvent(event=piece.part, data={"text": text})
             elif isinstance(item, CachedPost):
                 yield post_event(finish_post(item))
                 return

@@ -108,7 +108,7 @@ def pick_dtype(requested: str, device: str) -> Any:
     return torch.float32
 
 
-def _converted_dir(source: ModelSource, root: Path) -> Path:
+def converted_dir(source: ModelSource, root: Path) -> Path:
     import transformers
 
     gguf_path = Path(source.path) / (source.gguf_file or "")
@@ -173,7 +173,7 @@ def load_model(settings: ModelSettings) -> LoadedModel:
 
     path = source.path
     if source.gguf_file:
-        converted = _converted_dir(source, Path(settings.converted_dir))
+        converted = converted_dir(source, Path(settings.converted_dir))
         if not (converted / COMPLETE_MARKER).exists():
             _convert_gguf(source, converted)
         path = str(converted)

@@ -140,6 +140,14 @@ class GenerationSettings(_Section):
         description="Streaming: the least time between two pieces of one part's text sent down "
         "the graph (pieces that come sooner go together; each crosses Ray as one object).",
     )
+    stream_full_rate_streams: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="Streaming: streams a replica serves at once with a piece every "
+        "`stream_interval_ms`; beyond that the interval stretches in proportion, so that a "
+        "busy replica spends its CPU decoding rather than sending pieces.",
+    )
 
     @field_validator("content_max_new_tokens", "content_min_new_tokens")
     @classmethod
