@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install run test test-fast lint bench clean cluster cluster-status cluster-down browser
+.PHONY: install run test test-fast lint bench bench-peers clean cluster cluster-status cluster-down browser
 
 # Extra pip arguments for torch alone (the Dockerfile's CPU image passes a CPU wheel index).
 TORCH_PIP_ARGS ?=
@@ -60,5 +60,10 @@ test-fast:
 bench:
 	$(BIN)/python -m benchmarks
 
+# The service beside llama.cpp's llama-server and vLLM's CPU build, one run (benchmarks/
+# peer_servers.py builds and installs them into .peers/ on first use: about 10 minutes).
+bench-peers:
+	$(BIN)/python -m benchmarks peers
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .peers .pytest_cache .ruff_cache *.egg-info

@@ -47,9 +47,8 @@ class Context:
         yield
         self.on_done()
 
-    def count_tokens(self, texts: Sequence[str]) -> int:
-        if not texts:
-            return 0
+    def model_tokenizer(self) -> Any:
+        """The service's default model's tokenizer, loaded once per run."""
         if self.tokenizer is None:
             from transformers import AutoTokenizer
 
@@ -58,5 +57,10 @@ class Context:
 
             source = resolve_model_source(AppSettings.load().model)
             self.tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
-        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return self.tokenizer
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        if not texts:
+            return 0
+        encoded = self.model_tokenizer()(list(texts), add_special_tokens=False)["input_ids"]
         return sum(len(ids) for ids in encoded)

@@ -36,6 +36,11 @@ class Plan:
     stream_levels: tuple[int, ...]
     stream_duration_s: float  # each endpoint at each level sends for this long
     stream_rounds: int  # every level, both endpoints, the order alternating per round
+    peers: tuple[str, ...]  # the peers measured beside the service: llama.cpp, vllm
+    peers_levels: tuple[int, ...]
+    peers_single_s: float  # each system sends this long at 1 client
+    peers_many_s: float  # and at the other levels
+    peers_rounds: int  # every system at every level, the order rotating per round
 
 
 FULL = Plan(
@@ -65,6 +70,11 @@ FULL = Plan(
     stream_levels=(1, 8, 32),
     stream_duration_s=90,
     stream_rounds=3,
+    peers=("llama.cpp", "vllm"),
+    peers_levels=(1, 32),
+    peers_single_s=60,
+    peers_many_s=120,
+    peers_rounds=3,
 )
 
 QUICK = Plan(
@@ -94,4 +104,9 @@ QUICK = Plan(
     stream_levels=(1, 4),
     stream_duration_s=8,
     stream_rounds=1,
+    peers=("llama.cpp",),
+    peers_levels=(1, 4),
+    peers_single_s=8,
+    peers_many_s=8,
+    peers_rounds=1,
 )

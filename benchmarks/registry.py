@@ -18,6 +18,7 @@ from benchmarks.scenarios import (
     cache,
     graph,
     handle,
+    peers,
     quality,
     queues,
     router,
@@ -46,6 +47,13 @@ SCENARIOS: dict[str, Scenario] = {
     "tuning": Scenario(tuning.tuning, lambda p: 2 * len(tuning.TUNING_VARIANTS)),
     "router": Scenario(router.router, lambda p: 2 * len(router.ROUTER_BACKOFF_ENV)),
     "queues": Scenario(queues.queues, lambda p: 2 * len(queues.QUEUE_VARIANTS)),
+    # start-up, llama.cpp, vLLM when asked, then every system at every level in every round
+    "peers": Scenario(
+        peers.peers,
+        lambda p: (
+            2 + ("vllm" in p.peers) + (1 + len(p.peers)) * len(p.peers_levels) * p.peers_rounds
+        ),
+    ),
     "streaming": Scenario(
         streaming.streaming, lambda p: 1 + 2 * len(p.stream_levels) * p.stream_rounds
     ),

@@ -21,6 +21,18 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
+def records_table(
+    title: str, description: str, records: Sequence[Any], columns: Sequence[tuple[str, str]]
+) -> Table:
+    """A table with one row per record: `columns` are (header, the record's attribute)."""
+    return Table(
+        title=title,
+        description=description,
+        headers=[header for header, _ in columns],
+        rows=[[getattr(record, name) for _, name in columns] for record in records],
+    )
+
+
 @dataclass
 class Series:
     """One line on a scaling plot: a target measured at several concurrency levels."""

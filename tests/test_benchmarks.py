@@ -313,3 +313,84 @@ def test_stream_metric_counts_reads_rays_prefixed_export() -> None:
         "linkedin_posts_stream_first_piece_seconds_count": 5.0,
         "linkedin_posts_stream_piece_gap_seconds_count": 4.0,
     }
+
+
+# ---- peers scenario: what the peers are sent, and the verdicts -----------------------------------
+
+
+def test_peer_bodies_hold_each_part_to_its_tokens_with_the_services_sampling() -> None:
+    from benchmarks.peer_requests import PeerPrompt, llama_body, sampling, vllm_body
+
+    prompt = PeerPrompt("content", [1, 2, 3], 152, seed=2**40 + 7)
+    sample = sampling()
+    llama = llama_body(prompt, sample)
+    assert llama["prompt"] == [1, 2, 3] and llama["n_predict"] == 152 and llama["ignore_eos"]
+    assert llama["repeat_penalty"] == sample["repetition_penalty"] == 1.05
+    assert 0 <= llama["seed"] < 2**31
+    vllm = vllm_body(prompt, sample)
+    assert vllm["max_tokens"] == vllm["min_tokens"] == 152 and vllm["ignore_eos"]
+    assert "seed" not in vllm and vllm["top_k"] == sample["top_k"]
+
+
+def test_peer_sender_sends_a_posts_parts_at_once_and_fails_it_if_one_fails() -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from benchmarks.peer_requests import PEER_APIS, PeerPrompt, peer_sender
+
+    in_flight = {"now": 0, "most": 0}
+
+    async def completion(request):  # type: ignore[no-untyped-def]
+        body = await request.json()
+        in_flight["now"] += 1
+        in_flight["most"] = max(in_flight["most"], in_flight["now"])
+        await asyncio.sleep(0.05)
+        in_flight["now"] -= 1
+        if body["prompt"] == [666]:
+            return JSONResponse({"error": "boom"}, status_code=500)
+        return JSONResponse({"tokens_predicted": body["n_predict"]})
+
+    app = Starlette(routes=[Route("/completion", completion, methods=["POST"])])
+    good = [
+        PeerPrompt(part, [1], n, 0) for part, n in (("title", 3), ("content", 9), ("hashtags", 2))
+    ]
+    bad = [*good[:2], PeerPrompt("hashtags", [666], 2, 0)]
+
+    async def main() -> list[Outcome]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport) as client:
+            send = peer_sender(
+                client,
+                "http://t",
+                PEER_APIS["llama.cpp"],
+                [good, bad],
+                {"temperature": 0.4, "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.05},
+            )
+            return [await send(0), await send(1)]
+
+    ok, failed = asyncio.run(main())
+    assert ok.status == 200 and ok.info["tokens"] == {"title": 3, "content": 9, "hashtags": 2}
+    assert in_flight["most"] == 3
+    assert failed.status == 500
+
+
+def test_peers_summary_verdicts_compare_the_service_with_llama_cpp_and_the_best_peer() -> None:
+    from benchmarks.scenarios.peers import SystemRun, summary_table
+
+    def run(system: str, clients: int, posts: float, seconds: float) -> SystemRun:
+        return SystemRun(1, system, clients, 10, 10, 0, posts, seconds, 100.0, {"content": 150})
+
+    runs = [
+        run("service", 1, 0.1, 10.0),
+        run("llama.cpp", 1, 0.35, 2.8),
+        run("vllm", 1, 0.12, 8.0),
+        run("service", 32, 1.2, 30.0),
+        run("llama.cpp", 32, 0.45, 60.0),
+        run("vllm", 32, 0.57, 50.0),
+    ]
+    table = summary_table((1, 32), ["service", "llama.cpp", "vllm"], runs, {}, {})
+    assert "3.57x" in table.notes[0] and "NOT met" in table.notes[0]
+    assert "(vllm)" in table.notes[1] and "2.11x" in table.notes[1] and ": met" in table.notes[1]
+    assert table.rows[0][:3] == ["service", table.rows[0][1], 0.1]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from typing import Any
 import httpx
 
 from benchmarks.context import Context
-from benchmarks.load import Outcome, Record, Send, http_client, percentile
-from benchmarks.report import ScenarioReport, Table, fmt_ratio, ratio
+from benchmarks.load import Outcome, Record, Send, http_client, median, percentile
+from benchmarks.report import ScenarioReport, Table, fmt_ratio, ratio, records_table
 from benchmarks.scenarios.common import LENGTH, Load, describe_args, nocache_args, run_load
 from benchmarks.workload import request_body
 
@@ -161,11 +160,6 @@ def _mode_run(
     )
 
 
-def _median(values: list[float]) -> float:
-    values = [v for v in values if v == v]
-    return statistics.median(values) if values else float("nan")
-
-
 def metric_counts(text: str) -> dict[str, float]:
     """The stream histograms' sample counts in Prometheus text (summed over labels)."""
     counts: dict[str, float] = {}
@@ -214,7 +208,7 @@ def _summary_table(
         per_mode = {
             mode: [r for r in runs if r.clients == clients and r.mode == mode] for mode in MODES
         }
-        posts = {mode: _median([r.posts_per_s for r in per_mode[mode]]) for mode in MODES}
+        posts = {mode: median([r.posts_per_s for r in per_mode[mode]]) for mode in MODES}
         for mode in MODES:
             chosen = per_mode[mode]
             rows.append(
@@ -226,12 +220,12 @@ def _summary_table(
                     sum(r.other for r in chosen),
                     posts[mode],
                     fmt_ratio(ratio(posts[mode], posts["unstreamed"])),
-                    _median([r.first_byte_p50_s for r in chosen]),
-                    _median([r.first_byte_p95_s for r in chosen]),
-                    _median([r.first_piece_p50_s for r in chosen]),
-                    _median([r.first_piece_p95_s for r in chosen]),
-                    _median([r.done_p50_s for r in chosen]),
-                    _median([r.done_p95_s for r in chosen]),
+                    median([r.first_byte_p50_s for r in chosen]),
+                    median([r.first_byte_p95_s for r in chosen]),
+                    median([r.first_piece_p50_s for r in chosen]),
+                    median([r.first_piece_p95_s for r in chosen]),
+                    median([r.done_p50_s for r in chosen]),
+                    median([r.done_p95_s for r in chosen]),
                 ]
             )
         if clients == max(levels):
@@ -275,37 +269,25 @@ def _summary_table(
     )
 
 
+RUN_COLUMNS = (
+    ("round", "round"),
+    ("clients", "clients"),
+    ("endpoint", "mode"),
+    ("requests", "requests"),
+    ("2xx", "ok"),
+    ("other", "other"),
+    ("posts/s", "posts_per_s"),
+    ("first byte p50 s", "first_byte_p50_s"),
+    ("first piece p50 s", "first_piece_p50_s"),
+    ("done p50 s", "done_p50_s"),
+    ("done p95 s", "done_p95_s"),
+)
+
+
 def _runs_table(runs: list[ModeRun]) -> Table:
-    return Table(
-        title="Every run",
-        description="Each endpoint at each level in each round, in the order they ran.",
-        headers=[
-            "round",
-            "clients",
-            "endpoint",
-            "requests",
-            "2xx",
-            "other",
-            "posts/s",
-            "first byte p50 s",
-            "first piece p50 s",
-            "done p50 s",
-            "done p95 s",
-        ],
-        rows=[
-            [
-                r.round,
-                r.clients,
-                r.mode,
-                r.requests,
-                r.ok,
-                r.other,
-                r.posts_per_s,
-                r.first_byte_p50_s,
-                r.first_piece_p50_s,
-                r.done_p50_s,
-                r.done_p95_s,
-            ]
-            for r in runs
-        ],
+    return records_table(
+        "Every run",
+        "Each endpoint at each level in each round, in the order they ran.",
+        runs,
+        RUN_COLUMNS,
     )
