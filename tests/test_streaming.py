@@ -5,6 +5,7 @@ input as JSON, a client that hangs up stops its rows."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -61,6 +62,24 @@ def test_a_miss_streams_meta_pieces_then_the_post_that_post_v1_posts_gives(app: 
         assert streamed[field] == answered[field]
     assert streamed["metadata"]["request_id"] == events[0][1]["request_id"]
     assert streamed["metadata"]["cache"]["key"] == events[0][1]["key"]
+
+
+def test_the_stream_histograms_reach_metrics(app: ServeApp) -> None:
+    _stream(app, {"topic": "Streaming metrics", "seed": 9, "use_cache": False})
+    wanted = (
+        "linkedin_posts_stream_first_piece_seconds_count",
+        "linkedin_posts_stream_piece_gap_seconds_count",
+    )
+    deadline = time.monotonic() + 60  # Ray's agents export every few seconds
+    text = ""
+    while time.monotonic() < deadline:
+        text = app.get("/metrics").text
+        if all(name in text for name in wanted):
+            break
+        time.sleep(2)
+    for name in wanted:
+        assert name in text, f"{name} not exported"
+    assert re.search(r'stream_first_piece_seconds_count\{[^}]*part="content"', text)
 
 
 def test_a_cached_post_is_meta_and_post_at_once(app: ServeApp) -> None:
