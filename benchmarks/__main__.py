@@ -87,6 +87,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="S",
         help="seconds each graph level sends for (default: the plan's); longer is steadier",
     )
+    parser.add_argument(
+        "--peers-rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rounds of the peers scenario (default: the plan's); fewer for a first look",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
@@ -106,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = dataclasses.replace(plan, graph_levels=tuple(args.graph_levels))
     if args.graph_duration:
         plan = dataclasses.replace(plan, graph_duration_s=args.graph_duration)
+    if args.peers_rounds:
+        plan = dataclasses.replace(plan, peers_rounds=args.peers_rounds)
     limit = SCENARIO_LIMIT_S["quick" if args.quick else "full"]
     out = results_path(args.out, args.save, quick=args.quick)
     machine = machine_info(argv)
