@@ -48,7 +48,8 @@ def wait_ready(url: str, timeout_s: float) -> dict[str, Any]:
             try:
                 response = client.get(url)
                 if response.status_code == 200:
-                    return dict(response.json())
+                    # vLLM's /health answers 200 with an empty body
+                    return dict(response.json()) if response.content else {}
                 last = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
