@@ -394,3 +394,28 @@ def test_peers_summary_verdicts_compare_the_service_with_llama_cpp_and_the_best_
     assert "3.57x" in table.notes[0] and "NOT met" in table.notes[0]
     assert "(vllm)" in table.notes[1] and "2.11x" in table.notes[1] and ": met" in table.notes[1]
     assert table.rows[0][:3] == ["service", table.rows[0][1], 0.1]
+
+
+def test_wait_ready_takes_a_200_with_an_empty_body() -> None:
+    import http.server
+    import threading
+
+    from benchmarks.apps import wait_ready
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert wait_ready(f"http://127.0.0.1:{server.server_port}/health", 10) == {}
+    finally:
+        server.shutdown()
+        server.server_close()
