@@ -194,17 +194,34 @@ def prefill(ctx: Context, url: str) -> list[dict[str, Any]]:
     return bodies
 
 
+def fresh_post_load(ctx: Context, clients: int, duration_s: float) -> Load:
+    """The bounds of a level of fresh posts: `duration_s` of sending, at most the plan's base +
+    3 x clients requests, then the plan's drain."""
+    plan = ctx.plan
+    return Load(
+        concurrency=clients,
+        duration_s=duration_s,
+        max_requests=plan.graph_requests_base + 3 * clients,
+        hard_limit_s=duration_s + plan.graph_drain_s,
+    )
+
+
+def deploy_warm(ctx: Context, args: dict[str, Any], paths: tuple[str, ...] = ("/v1/posts",)) -> str:
+    """The graph deployed with `args` and one fresh post asked of each of `paths` (the first
+    request loads what a replica loads lazily); its base URL."""
+    url = ctx.apps.deploy(args)
+    warm = request_body(0, ctx.next_seed(), length=LENGTH, use_cache=False)
+    with httpx.Client(timeout=300, trust_env=False) as client:
+        for path in paths:
+            client.post(f"{url}{path}", json=warm).raise_for_status()
+    return url
+
+
 def generation_load(ctx: Context, url: str, clients: int, *, warm_up: bool = True) -> LoadRun:
     """One warm-up post (unless `warm_up` is false), then `clients` clients in closed loop
     asking for fresh `LENGTH` posts (cache off, a new seed each) for the plan's duration; the
     answers keep their text."""
-    plan = ctx.plan
-    load = Load(
-        concurrency=clients,
-        duration_s=plan.graph_duration_s,
-        max_requests=plan.graph_requests_base + 3 * clients,
-        hard_limit_s=plan.graph_duration_s + plan.graph_drain_s,
-    )
+    load = fresh_post_load(ctx, clients, ctx.plan.graph_duration_s)
     seeds = [ctx.next_seed() for _ in range(load.max_requests + 1)]
     if warm_up:
         with httpx.Client(timeout=300, trust_env=False) as client:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import httpx
-
 from benchmarks.apps import GRAPH_APP
 from benchmarks.context import Context
 from benchmarks.report import ScenarioReport, Series, Table, fmt_ratio, ratio
@@ -15,11 +13,11 @@ from benchmarks.scenarios.common import (
     LENGTH,
     MODEL_DEPLOYMENTS,
     _ms_to_s,
+    deploy_warm,
     describe_args,
     generation_load,
     nocache_args,
 )
-from benchmarks.workload import request_body
 
 GRAPH_TARGET = 6.0  # graph posts/s at 32 clients over the baseline's
 
@@ -53,10 +51,7 @@ def graph(ctx: Context) -> ScenarioReport:
     plan = ctx.plan
     args = nocache_args(ctx)
     with ctx.step("graph: start Serve (cache off)"):
-        url = ctx.apps.deploy(args)
-        warm = request_body(0, ctx.next_seed(), length=LENGTH, use_cache=False)
-        with httpx.Client(timeout=300, trust_env=False) as client:
-            client.post(f"{url}/v1/posts", json=warm).raise_for_status()
+        url = deploy_warm(ctx, args)
 
     base = ctx.baseline.headline.get("posts_per_s", math.nan) if ctx.baseline else math.nan
     series = Series("graph, cache off")

@@ -15,8 +15,6 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from benchmarks.context import Context
 from benchmarks.load import Record, http_client, http_post_sender, median, percentile
 from benchmarks.peer_requests import (
@@ -32,7 +30,9 @@ from benchmarks.scenarios.common import (
     LENGTH,
     MODEL_DEPLOYMENTS,
     Load,
+    deploy_warm,
     describe_args,
+    fresh_post_load,
     nocache_args,
     run_load,
 )
@@ -92,12 +92,7 @@ def _summarize(
 def _load_for(ctx: Context, clients: int) -> Load:
     plan = ctx.plan
     duration = plan.peers_single_s if clients == 1 else plan.peers_many_s
-    return Load(
-        concurrency=clients,
-        duration_s=duration,
-        max_requests=plan.graph_requests_base + 3 * clients,
-        hard_limit_s=duration + plan.graph_drain_s,
-    )
+    return fresh_post_load(ctx, clients, duration)
 
 
 def _service_tokens() -> dict[str, int]:
@@ -168,10 +163,7 @@ def peers(ctx: Context) -> ScenarioReport:
     servers = {}
     try:
         with ctx.step("peers: start the service (cache off)"):
-            url = ctx.apps.deploy(args)
-            warm = request_body(0, ctx.next_seed(), length=LENGTH, use_cache=False)
-            with httpx.Client(timeout=300, trust_env=False) as client:
-                client.post(f"{url}/v1/posts", json=warm).raise_for_status()
+            url = deploy_warm(ctx, args)
         with ctx.step("peers: build and start llama.cpp's llama-server"):
             servers["llama.cpp"] = start_llama_server(gguf_path(), build_log)
         if "vllm" in plan.peers:

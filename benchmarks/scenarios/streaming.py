@@ -22,7 +22,14 @@ import httpx
 from benchmarks.context import Context
 from benchmarks.load import Outcome, Record, Send, http_client, median, percentile
 from benchmarks.report import ScenarioReport, Table, fmt_ratio, ratio, records_table
-from benchmarks.scenarios.common import LENGTH, Load, describe_args, nocache_args, run_load
+from benchmarks.scenarios.common import (
+    LENGTH,
+    deploy_warm,
+    describe_args,
+    fresh_post_load,
+    nocache_args,
+    run_load,
+)
 from benchmarks.workload import request_body
 
 PARTS = ("title", "content", "hashtags")
@@ -96,13 +103,7 @@ def _stream_sender(
 
 
 def _load(ctx: Context, url: str, path: str, clients: int) -> tuple[list[Record], float]:
-    plan = ctx.plan
-    load = Load(
-        concurrency=clients,
-        duration_s=plan.stream_duration_s,
-        max_requests=plan.graph_requests_base + 3 * clients,
-        hard_limit_s=plan.stream_duration_s + plan.graph_drain_s,
-    )
+    load = fresh_post_load(ctx, clients, ctx.plan.stream_duration_s)
     seeds = [ctx.next_seed() for _ in range(load.max_requests)]
 
     def body_for(i: int) -> dict[str, Any]:
@@ -175,11 +176,7 @@ def streaming(ctx: Context) -> ScenarioReport:
     plan = ctx.plan
     args = nocache_args(ctx)
     with ctx.step("streaming: start Serve (cache off)"):
-        url = ctx.apps.deploy(args)
-        warm = request_body(0, ctx.next_seed(), length=LENGTH, use_cache=False)
-        with httpx.Client(timeout=300, trust_env=False) as client:
-            client.post(f"{url}/v1/posts", json=warm).raise_for_status()
-            client.post(f"{url}/v1/posts/stream", json=warm).raise_for_status()
+        url = deploy_warm(ctx, args, ("/v1/posts", "/v1/posts/stream"))
 
     paths = {"unstreamed": "/v1/posts", "streamed": "/v1/posts/stream"}
     runs: list[ModeRun] = []
