@@ -42,6 +42,37 @@ def _run(command: list[str], log: Path, cwd: Path | None = None) -> None:
         subprocess.run(command, check=True, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
 
 
+# ggml's x86 options beyond its non-native defaults (AVX, AVX2, FMA, F16C, BMI2), each turned on
+# only where the CPU has the feature named beside it.
+GGML_OPTIONAL_X86 = {
+    "GGML_AVX512": "avx512f",
+    "GGML_AVX512_VBMI": "avx512_vbmi",
+    "GGML_AVX512_VNNI": "avx512_vnni",
+    "GGML_AVX512_BF16": "avx512_bf16",
+}
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The feature flags of this machine's CPU (empty where /proc/cpuinfo has none)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def ggml_cpu_options(flags: set[str]) -> list[str]:
+    """CMake options for the CPU llama-server runs on. Not -march=native: on the Intel Xeon
+    machines here that turns on AMX, and llama-server then dies of a general protection fault in
+    libggml-cpu as it warms up (seen 2026-12-03). Nor AVX-512 everywhere: the AMD EPYC machines
+    here are sometimes Zen 3 (AVX2 only), where it would die of an illegal instruction."""
+    options = ["-DGGML_NATIVE=OFF"]
+    for option, flag in GGML_OPTIONAL_X86.items():
+        options.append(f"-D{option}={'ON' if flag in flags else 'OFF'}")
+    return options
+
+
 def llama_server_binary(log: Path) -> Path:
     """`llama-server`, built on first use (about 100 s on two cores)."""
     root = PEERS_DIR / "llama.cpp"
@@ -64,14 +95,7 @@ def llama_server_binary(log: Path) -> Path:
         "-DLLAMA_BUILD_UI=OFF",
         "-DLLAMA_BUILD_TESTS=OFF",
         "-DLLAMA_OPENSSL=OFF",  # loopback only
-        # Not -march=native: on the Intel Xeon machines here that turns on AMX, and llama-server
-        # then dies of a general protection fault in libggml-cpu as it warms up (seen
-        # 2026-12-03). AVX-512 with VNNI and BF16 is on both the Intel and the AMD machines.
-        "-DGGML_NATIVE=OFF",
-        "-DGGML_AVX512=ON",
-        "-DGGML_AVX512_VBMI=ON",
-        "-DGGML_AVX512_VNNI=ON",
-        "-DGGML_AVX512_BF16=ON",
+        *ggml_cpu_options(cpu_flags()),
     ]
     _run(["cmake", "-S", str(source / "vendor" / "llama.cpp"), "-B", str(build), *options], log)
     _run(["cmake", "--build", str(build), "--target", "llama-server", "-j", "2"], log)

@@ -396,6 +396,28 @@ def test_peers_summary_verdicts_compare_the_service_with_llama_cpp_and_the_best_
     assert table.rows[0][:3] == ["service", table.rows[0][1], 0.1]
 
 
+def test_peers_summary_compares_the_service_with_itself_before_and_never_as_a_peer() -> None:
+    from benchmarks.scenarios.peers import SERVICE_BEFORE, SystemRun, summary_table
+
+    def run(system: str, clients: int, posts: float, seconds: float) -> SystemRun:
+        return SystemRun(1, system, clients, 10, 10, 0, posts, seconds, 100.0, {"content": 150})
+
+    runs = [
+        run("service", 1, 0.1, 10.0),
+        run(SERVICE_BEFORE, 1, 0.08, 12.5),
+        run("llama.cpp", 1, 0.35, 2.8),
+        run("service", 32, 1.2, 30.0),
+        run(SERVICE_BEFORE, 32, 2.0, 20.0),  # faster than every peer: still not one
+        run("llama.cpp", 32, 0.45, 60.0),
+    ]
+    systems = ["service", SERVICE_BEFORE, "llama.cpp"]
+    table = summary_table((1, 32), systems, runs, {}, {})
+    assert "(llama.cpp)" in table.notes[1] and "2.67x" in table.notes[1]
+    before = table.notes[2]
+    assert "1 client(s): posts/s 1.25x, s per post 0.80x" in before
+    assert "32 client(s): posts/s 0.60x, s per post 1.50x" in before
+
+
 def test_wait_ready_takes_a_200_with_an_empty_body() -> None:
     import http.server
     import threading
@@ -419,3 +441,17 @@ def test_wait_ready_takes_a_200_with_an_empty_body() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_llama_server_is_built_for_the_cpu_it_runs_on(tmp_path: Path) -> None:
+    from benchmarks.peer_servers import cpu_flags, ggml_cpu_options
+
+    zen3 = tmp_path / "cpuinfo"
+    zen3.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma f16c bmi2\n")
+    assert cpu_flags(zen3) >= {"avx2", "fma"}
+    options = ggml_cpu_options(cpu_flags(zen3))
+    assert "-DGGML_NATIVE=OFF" in options, "never -march=native (AMX crashed llama-server)"
+    assert "-DGGML_AVX512=OFF" in options and "-DGGML_AVX512_BF16=OFF" in options
+    xeon = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_vbmi", "amx_tile"}
+    assert {"-DGGML_AVX512=ON", "-DGGML_AVX512_BF16=ON"} <= set(ggml_cpu_options(xeon))
+    assert cpu_flags(tmp_path / "missing") == set()
