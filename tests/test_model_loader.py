@@ -51,7 +51,7 @@ def test_int8_quantization_replaces_every_linear_layer_and_still_generates(
 
     settings = ModelSettings(model=str(tiny_model_dir), device="cpu", quantization="int8")
     loaded = load_model(settings)
-    assert loaded.dtype == "int8"
+    assert (loaded.dtype, loaded.quantization) == ("float32", "int8")
     modules = list(loaded.model.modules())
     assert not any(type(m) is torch.nn.Linear for m in modules), "a Linear layer stayed float"
     assert any("quantized" in type(m).__module__ for m in modules)

@@ -44,7 +44,8 @@ class LoadedModel:
     tokenizer: Any
     model_id: str
     device: str
-    dtype: str
+    dtype: str  # of the activations (and of the weights, unless `quantization` says otherwise)
+    quantization: str = "none"  # how Linear weights are kept: none, float16_weights, int8
 
 
 def _default_gguf_source() -> ModelSource:
@@ -185,20 +186,45 @@ def load_model(settings: ModelSettings) -> LoadedModel:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
     dtype_name = str(dtype).removeprefix("torch.")
-    if settings.quantization == "int8":
-        if device == "cpu":
-            model = quantize_int8(model)
-            dtype_name = "int8"
-        else:
-            logger.warning("int8 quantization runs on CPU only; %s keeps %s", device, dtype_name)
-    logger.info("loaded %s on %s as %s", source.model_id, device, dtype_name)
+    quantization = resolve_quantization(settings.quantization, device, dtype)
+    if quantization != "none" and device != "cpu":
+        logger.warning("%s runs on CPU only; %s keeps %s", quantization, device, dtype_name)
+        quantization = "none"
+    elif quantization == "int8":
+        model = quantize_int8(model)
+    elif quantization == "float16_weights":
+        from deployments.engine.half_weights import use_half_weights
+
+        use_half_weights(model)
+    logger.info(
+        "loaded %s on %s as %s (quantization: %s)",
+        source.model_id,
+        device,
+        dtype_name,
+        quantization,
+    )
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
         model_id=source.model_id,
         device=device,
         dtype=dtype_name,
+        quantization=quantization,
     )
+
+
+def resolve_quantization(requested: str, device: str, dtype: Any) -> str:
+    """What `model.quantization` means for this device and dtype: `auto` keeps a float32 CPU
+    model's Linear weights in float16 (engine.half_weights) where torch has the kernel."""
+    import torch
+
+    from deployments.engine.half_weights import half_weights_supported
+
+    if requested != "auto":
+        return requested
+    if device == "cpu" and dtype == torch.float32 and half_weights_supported():
+        return "float16_weights"
+    return "none"
 
 
 def quantize_int8(model: Any) -> Any:

@@ -44,10 +44,27 @@ class ModelSettings(_Section):
     torch_threads: int | None = Field(
         None, ge=1, le=256, description="Intra-op threads per replica (default: Ray's share)."
     )
-    quantization: Literal["none", "int8"] = Field(
-        "none",
-        description="int8: Linear weights stored in int8 and activations quantized at each step "
-        "(torch dynamic quantization, CPU only; ignored with a warning when `auto` picks CUDA).",
+    adaptive_threads: bool = Field(
+        True,
+        description="On CPU, unless torch_threads is set: a decoding replica takes its share "
+        "of the machine's cores among the replicas decoding now (alone: all of them; under load: "
+        "one thread each).",
+    )
+    shared_cores: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Cores the model replicas of one machine share, for adaptive_threads "
+        "(default: the CPUs this process may run on; set it where a container's CPU limit is "
+        "below that).",
+    )
+    quantization: Literal["auto", "none", "float16_weights", "int8"] = Field(
+        "auto",
+        description="How Linear weights are kept. float16_weights: in float16, activations and "
+        "sums in float32 (fbgemm, CPU only; half the bytes a decode step reads, no measurable "
+        "loss). int8: weights in int8 and activations quantized at each step (torch dynamic "
+        "quantization, CPU only; about 2x faster than float32, lower quality). auto: "
+        "float16_weights for a float32 model on CPU, else none.",
     )
     gpu_memory_fraction: float | None = Field(
         None,
@@ -67,9 +84,11 @@ class ModelSettings(_Section):
     )
 
     @model_validator(mode="after")
-    def _int8_on_cpu(self) -> ModelSettings:
-        if self.quantization == "int8" and self.device == "cuda":
-            raise ValueError("quantization 'int8' runs on CPU only; device is 'cuda'")
+    def _quantization_on_cpu(self) -> ModelSettings:
+        if self.quantization in ("int8", "float16_weights") and self.device == "cuda":
+            raise ValueError(
+                f"quantization {self.quantization!r} runs on CPU only; device is 'cuda'"
+            )
         return self
 
 
