@@ -7,6 +7,9 @@ prompt_tokens), with the model loaded by model_loader.
 
 from __future__ import annotations
 
+import os
+
+from deployments.engine.core_share import CoreShare
 from deployments.engine.decode_loop import DecodeEngine
 from deployments.engine.generator import TextGenerator
 from deployments.engine.model_loader import load_model
@@ -16,11 +19,27 @@ from deployments.settings import BatchingSettings, GenerationSettings, ModelSett
 __all__ = ["DecodeEngine", "GenerationEngine", "build_engine"]
 
 
+def core_share_for(model: ModelSettings, device: str) -> CoreShare | None:
+    """Threads that follow the load (engine.core_share) for a CPU model whose threads are not
+    fixed by `model.torch_threads`."""
+    if not model.adaptive_threads or model.torch_threads or device != "cpu":
+        return None
+    import torch
+
+    cores = model.shared_cores or len(os.sched_getaffinity(0))
+    return CoreShare(cores, torch.set_num_threads)
+
+
 def build_engine(
     model: ModelSettings, generation: GenerationSettings, batching: BatchingSettings
 ) -> GenerationEngine:
     """The engine `model.engine` names, with its model loaded."""
     if model.engine == "torch":
         generator = TextGenerator(load_model(model), generation, model)
-        return DecodeEngine(generator, batching.max_batch_size, continuous=batching.continuous)
+        return DecodeEngine(
+            generator,
+            batching.max_batch_size,
+            continuous=batching.continuous,
+            core_share=core_share_for(model, generator.loaded.device),
+        )
     raise ValueError(f"unknown engine {model.engine!r}")

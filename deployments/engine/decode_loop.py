@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from deployments.engine.core_share import CoreShare
 from deployments.engine.generator import DecodeBatch, PendingRow, TextGenerator, TextSink
 from deployments.schemas import GenerationJob, GenerationResult
 from deployments.settings import BatchingSettings
@@ -51,10 +52,19 @@ def _resolve(future: Future, result: GenerationResult | Exception) -> None:
 class DecodeEngine:
     """GenerationEngine of the `torch` kind: continuous batching over a TextGenerator.
     `continuous=False` admits jobs only into an empty batch (fixed batches, as `generate`
-    does), for comparison and for tests."""
+    does), for comparison and for tests. With a `core_share`, the thread decodes on its share of
+    the machine's cores among the replicas decoding now (engine.core_share)."""
 
-    def __init__(self, generator: TextGenerator, max_rows: int, *, continuous: bool = True) -> None:
+    def __init__(
+        self,
+        generator: TextGenerator,
+        max_rows: int,
+        *,
+        continuous: bool = True,
+        core_share: CoreShare | None = None,
+    ) -> None:
         self.generator = generator
+        self.core_share = core_share
         self.max_rows = max_rows
         self.continuous = continuous
         self.stats = EngineStats()
@@ -107,6 +117,7 @@ class DecodeEngine:
             "model": loaded.model_id,
             "device": loaded.device,
             "dtype": loaded.dtype,
+            "quantization": loaded.quantization,
             "torch_threads": torch.get_num_threads(),
             "continuous": self.continuous,
             "max_rows": self.max_rows,
@@ -128,6 +139,8 @@ class DecodeEngine:
             self._closed = True
             self._wake.notify()
         self._thread.join(timeout_s)
+        if self.core_share is not None:
+            self.core_share.close()
 
     def _run(self) -> None:
         batch = DecodeBatch(self.generator)
@@ -140,6 +153,8 @@ class DecodeEngine:
                 room = batch.room(self.max_rows) if self.continuous or not batch.rows else 0
                 joining = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
             try:
+                if self.core_share is not None:
+                    self.core_share.follow(busy=bool(joining or batch.rows))
                 batch.admit(joining)
                 self.stats.admitted += len(joining)
                 rows = len(batch.rows)
@@ -147,6 +162,8 @@ class DecodeEngine:
                 if rows:
                     self.stats.steps += 1
                     self.stats.row_steps += rows
+                if self.core_share is not None and not batch.rows:
+                    self.core_share.follow(busy=False)
             except Exception as exc:  # never let the thread die with callers waiting on it
                 logger.exception(
                     "decode step failed; failing the %d rows of the batch", len(batch.rows)
