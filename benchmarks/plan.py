@@ -41,6 +41,7 @@ class Plan:
     peers_single_s: float  # each system sends this long at 1 client
     peers_many_s: float  # and at the other levels
     peers_rounds: int  # every system at every level, the order rotating per round
+    peers_service_before: bool  # the service under BEFORE_ARGS too, in the same rounds
 
 
 FULL = Plan(
@@ -75,6 +76,7 @@ FULL = Plan(
     peers_single_s=60,
     peers_many_s=120,
     peers_rounds=3,
+    peers_service_before=True,
 )
 
 QUICK = Plan(
@@ -109,4 +111,5 @@ QUICK = Plan(
     peers_single_s=8,
     peers_many_s=8,
     peers_rounds=1,
+    peers_service_before=True,
 )

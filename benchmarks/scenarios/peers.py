@@ -5,8 +5,10 @@ A post, for a peer, is what the graph asks of its model replicas: the three part
 service's own, as token ids, so every system prefills the same tokens) sent at once, each held to
 the tokens the service writes for that part (`PEER_TOKENS`, checked against the service's own
 count in the same run); the post is done when the last part is. The service answers
-POST /v1/posts with the cache off. Each round measures every system at every level, the systems'
-order rotating between rounds; the table gives medians over rounds.
+POST /v1/posts with the cache off, under its defaults and, where the plan asks, under the settings
+before the engine work of issue 16 (`BEFORE_ARGS`), redeployed between the two. Each round
+measures every system at every level, the systems' order rotating between rounds; the table gives
+medians over rounds.
 """
 
 from __future__ import annotations
@@ -41,8 +43,12 @@ from benchmarks.workload import request_body
 SINGLE_TARGET = 1.0  # service seconds per post at 1 client over llama.cpp's, at most
 MANY_TARGET = 2.0  # service posts/s at the top level over the best peer's, at least
 SERVICE = "service"
+SERVICE_BEFORE = "service, before"
+# The engine as it was before float16 weights and threads that follow the load.
+BEFORE_ARGS = {"model": {"quantization": "none", "adaptive_threads": False}}
 WEIGHTS = {
-    SERVICE: "float32 (dequantized from the GGUF)",
+    SERVICE: "float16 weights, float32 activations (dequantized from the GGUF)",
+    SERVICE_BEFORE: "float32 (dequantized from the GGUF), one thread per model replica",
     "llama.cpp": "the GGUF file itself (Q4_1)",
     "vllm": "float32 (the service's converted folder)",
 }
@@ -107,7 +113,9 @@ def _service_tokens() -> dict[str, int]:
     return tokens
 
 
-def run_service(ctx: Context, url: str, clients: int, round_: int) -> SystemRun:
+def run_service(
+    ctx: Context, url: str, clients: int, round_: int, system: str = SERVICE
+) -> SystemRun:
     load = _load_for(ctx, clients)
     seeds = [ctx.next_seed() for _ in range(load.max_requests)]
 
@@ -123,7 +131,7 @@ def run_service(ctx: Context, url: str, clients: int, round_: int) -> SystemRun:
     run = run_load(factory, load)
     after = _service_tokens()
     tokens = {part: float(after[part] - before[part]) for part in PARTS}
-    return _summarize(round_, SERVICE, clients, run.records, run.wall_s, tokens)
+    return _summarize(round_, system, clients, run.records, run.wall_s, tokens)
 
 
 def run_peer(
@@ -158,27 +166,33 @@ def peers(ctx: Context) -> ScenarioReport:
 
     plan = ctx.plan
     args = nocache_args(ctx)
+    services = {SERVICE: args}
+    if plan.peers_service_before:
+        services[SERVICE_BEFORE] = {**args, **BEFORE_ARGS}
     PEERS_DIR.mkdir(exist_ok=True)
     build_log = PEERS_DIR / "build.log"
     servers = {}
     try:
         with ctx.step("peers: start the service (cache off)"):
-            url = deploy_warm(ctx, args)
+            url, deployed = deploy_warm(ctx, args), SERVICE
         with ctx.step("peers: build and start llama.cpp's llama-server"):
             servers["llama.cpp"] = start_llama_server(gguf_path(), build_log)
         if "vllm" in plan.peers:
             with ctx.step("peers: install and start vLLM's CPU build"):
                 servers["vllm"] = start_vllm(converted_model_dir(), build_log)
         sample = sampling()
-        systems = [SERVICE, *servers]
+        systems = [*services, *servers]
         runs: list[SystemRun] = []
         for round_ in range(plan.peers_rounds):
             order = systems[round_ % len(systems) :] + systems[: round_ % len(systems)]
-            for clients in plan.peers_levels:
-                for system in order:
+            for system in order:
+                if system in services and system != deployed:
+                    with ctx.step(f"peers: round {round_ + 1}, deploy {system}"):
+                        url, deployed = deploy_warm(ctx, services[system]), system
+                for clients in plan.peers_levels:
                     with ctx.step(f"peers: round {round_ + 1}, {clients} clients, {system}"):
-                        if system == SERVICE:
-                            runs.append(run_service(ctx, url, clients, round_ + 1))
+                        if system in services:
+                            runs.append(run_service(ctx, url, clients, round_ + 1, system))
                         else:
                             base = servers[system].base_url
                             runs.append(run_peer(ctx, system, base, clients, round_ + 1, sample))
@@ -228,7 +242,7 @@ def summary_table(
             f"{single} client: the service takes {fmt_ratio(seconds)} llama.cpp's seconds per "
             f"post (target ≤ {SINGLE_TARGET:.1f}x): {verdict}."
         )
-    peers_only = [s for s in systems if s != SERVICE]
+    peers_only = [s for s in systems if not s.startswith(SERVICE)]
     if peers_only:
         best = max(peers_only, key=lambda s: median_of(s, many, "posts_per_s"))
         achieved = ratio(
@@ -238,6 +252,29 @@ def summary_table(
         notes.append(
             f"{many} clients: the service makes {fmt_ratio(achieved)} the posts/s of the best "
             f"peer ({best}) (target ≥ {MANY_TARGET:.0f}x): {verdict}."
+        )
+    if SERVICE_BEFORE in systems:
+        notes.append(
+            "The service over itself before (float32 weights, one thread per model replica), "
+            "same run: "
+            + "; ".join(
+                f"{clients} client(s): posts/s "
+                + fmt_ratio(
+                    ratio(
+                        median_of(SERVICE, clients, "posts_per_s"),
+                        median_of(SERVICE_BEFORE, clients, "posts_per_s"),
+                    )
+                )
+                + ", s per post "
+                + fmt_ratio(
+                    ratio(
+                        median_of(SERVICE, clients, "post_p50_s"),
+                        median_of(SERVICE_BEFORE, clients, "post_p50_s"),
+                    )
+                )
+                for clients in levels
+            )
+            + "."
         )
     service_tokens = {
         clients: {
