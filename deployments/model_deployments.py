@@ -37,10 +37,17 @@ class PartModel:
         threads = settings.deployments[type(self).__name__].torch_threads
         if threads:
             model_settings = model_settings.model_copy(update={"torch_threads": threads})
-        self.engine = build_engine(model_settings, settings.generation, settings.batching)
+        self.metrics = ModelMetrics(self.part)
+        started = time.perf_counter()
+        self.engine = build_engine(
+            model_settings,
+            settings.generation,
+            settings.batching,
+            on_load=self.metrics.record_load,
+        )
+        self.metrics.record_model_load(time.perf_counter() - started)
         self.stream_pace = stream_pace(settings.generation)
         self.cancelled = 0
-        self.metrics = ModelMetrics(self.part)
         self.reconfigure(settings.batching.model_dump())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
@@ -58,7 +65,7 @@ class PartModel:
             future.cancel()
             self.cancelled += 1
             raise
-        self.metrics.record_row(result.batch_size, result.new_tokens)
+        self.metrics.record_row(result)
         return result
 
     async def generate_stream(self, job: GenerationJob) -> AsyncIterator[str | GenerationResult]:
@@ -88,7 +95,7 @@ class PartModel:
             # Cancelled or closed: the caller went away, the row leaves the batch next step.
             if future.cancel():
                 self.cancelled += 1
-        self.metrics.record_row(result.batch_size, result.new_tokens)
+        self.metrics.record_row(result)
         yield result
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)

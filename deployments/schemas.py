@@ -210,8 +210,16 @@ class GenerationJob(BaseModel):
 class GenerationResult(BaseModel):
     text: str
     new_tokens: int
-    elapsed_ms: float
+    elapsed_ms: float  # from the job reaching the engine to its last token
     batch_size: int
+    queue_ms: float = 0.0  # waiting to join the batch
+    prefill_ms: float = 0.0  # its prompt through the model
+    first_token_ms: float = 0.0  # from reaching the engine to its first token
+
+    @property
+    def per_token_ms(self) -> float:
+        """Decode time per output token after the first (time per output token)."""
+        return (self.elapsed_ms - self.first_token_ms) / max(1, self.new_tokens - 1)
 
 
 # ---- Streaming: what crosses the graph while a post is written (POST /v1/posts/stream) ----------

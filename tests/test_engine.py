@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from deployments.engine import DecodeEngine, GenerationEngine, build_engine
+from deployments.engine.decode_loop import EngineLoad
 from deployments.engine.generator import TextGenerator
 from deployments.engine.model_loader import load_model
 from deployments.post.prompts import build_job
@@ -168,3 +169,20 @@ def test_pieces_never_split_a_character(generator: TextGenerator) -> None:
     pieces.append(incremental.rest(tokens, tokenizer.decode(tokens)))
     assert "".join(pieces) == tokenizer.decode(tokens) == text
     assert not any("\ufffd" in piece for piece in pieces)
+
+
+def test_results_carry_their_timings_and_the_engine_reports_its_load(
+    generator: TextGenerator,
+) -> None:
+    loads: list[EngineLoad] = []
+    engine = DecodeEngine(generator, max_rows=4, on_load=loads.append)
+    try:
+        results = [_result(f) for f in engine.submit([_job(1, 8), _job(2, 8)])]
+    finally:
+        engine.close()
+    for result in results:
+        assert result.queue_ms >= 0 and result.prefill_ms > 0
+        assert result.queue_ms + result.prefill_ms <= result.first_token_ms <= result.elapsed_ms
+        assert result.per_token_ms > 0
+    assert loads[0].rows == 2 and loads[0].kv_bytes > 0, "reported while decoding"
+    assert loads[-1] == EngineLoad(rows=0, waiting=0, kv_bytes=0), "and once it emptied"

@@ -8,9 +8,10 @@ prompt_tokens), with the model loaded by model_loader.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from deployments.engine.core_share import CoreShare
-from deployments.engine.decode_loop import DecodeEngine
+from deployments.engine.decode_loop import DecodeEngine, EngineLoad
 from deployments.engine.generator import TextGenerator
 from deployments.engine.model_loader import load_model
 from deployments.engine.protocol import GenerationEngine
@@ -31,9 +32,14 @@ def core_share_for(model: ModelSettings, device: str) -> CoreShare | None:
 
 
 def build_engine(
-    model: ModelSettings, generation: GenerationSettings, batching: BatchingSettings
+    model: ModelSettings,
+    generation: GenerationSettings,
+    batching: BatchingSettings,
+    *,
+    on_load: Callable[[EngineLoad], None] | None = None,
 ) -> GenerationEngine:
-    """The engine `model.engine` names, with its model loaded."""
+    """The engine `model.engine` names, with its model loaded; `on_load` hears what it holds
+    (rows running and waiting, KV-cache bytes) while it decodes."""
     if model.engine == "torch":
         generator = TextGenerator(load_model(model), generation, model)
         return DecodeEngine(
@@ -41,5 +47,6 @@ def build_engine(
             batching.max_batch_size,
             continuous=batching.continuous,
             core_share=core_share_for(model, generator.loaded.device),
+            on_load=on_load,
         )
     raise ValueError(f"unknown engine {model.engine!r}")

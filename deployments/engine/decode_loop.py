@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,6 +25,19 @@ from deployments.schemas import GenerationJob, GenerationResult
 from deployments.settings import BatchingSettings
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineLoad:
+    """What the engine holds now, for the replica's gauges."""
+
+    rows: int  # decoding
+    waiting: int  # submitted, not yet in the batch
+    kv_bytes: int  # the batch's KV cache
+
+
+# How often a busy engine reports its load (an idle one reports once, as it empties).
+LOAD_REPORT_S = 0.5
 
 
 @dataclass
@@ -62,9 +76,12 @@ class DecodeEngine:
         *,
         continuous: bool = True,
         core_share: CoreShare | None = None,
+        on_load: Callable[[EngineLoad], None] | None = None,
     ) -> None:
         self.generator = generator
         self.core_share = core_share
+        self.on_load = on_load
+        self._reported = float("-inf")
         self.max_rows = max_rows
         self.continuous = continuous
         self.stats = EngineStats()
@@ -142,6 +159,20 @@ class DecodeEngine:
         if self.core_share is not None:
             self.core_share.close()
 
+    def _report_load(self, batch: DecodeBatch) -> None:
+        """Tell `on_load` what the engine holds: every LOAD_REPORT_S while busy, and at once when
+        the batch empties (so the gauges fall to zero with the load)."""
+        now = time.monotonic()
+        if self.on_load is None or (batch.rows and now - self._reported < LOAD_REPORT_S):
+            return
+        if not batch.rows and self._reported == float("-inf"):
+            return  # idle and already reported idle
+        self._reported = now if batch.rows else float("-inf")
+        try:
+            self.on_load(EngineLoad(len(batch.rows), self.waiting(), batch.kv_bytes()))
+        except Exception:  # a gauge's failure is no reason to stop decoding
+            logger.exception("reporting the engine's load failed")
+
     def _run(self) -> None:
         batch = DecodeBatch(self.generator)
         while True:
@@ -164,6 +195,7 @@ class DecodeEngine:
                     self.stats.row_steps += rows
                 if self.core_share is not None and not batch.rows:
                     self.core_share.follow(busy=False)
+                self._report_load(batch)
             except Exception as exc:  # never let the thread die with callers waiting on it
                 logger.exception(
                     "decode step failed; failing the %d rows of the batch", len(batch.rows)

@@ -61,6 +61,9 @@ class ActiveRow:
     steps: int = 0
     rows_sum: int = 0  # batch sizes summed over the row's steps: its mean batch
     streamed: IncrementalText | None = None  # a streaming row's text sent so far
+    queue_ms: float = 0.0  # from submitted to its prefill starting
+    prefill_ms: float = 0.0
+    first_token_ms: float = 0.0  # from submitted to its first token sampled
 
 
 class IncrementalText:
@@ -220,6 +223,12 @@ class DecodeBatch:
         self.mask = torch.zeros((0, 0), dtype=torch.long, device=generator.loaded.device)
         self.seen: torch.Tensor | None = None  # (rows, vocab): tokens each row has seen
 
+    def kv_bytes(self) -> int:
+        """Bytes the batch's KV cache holds (its buffers, free columns included)."""
+        if self.cache is None:
+            return 0
+        return sum(layer_bytes(layer) for layer in self.cache.layers)
+
     def room(self, max_rows: int) -> int:
         """How many rows may join now."""
         if not self.generator.mergeable:
@@ -234,6 +243,7 @@ class DecodeBatch:
             if row.cancelled():
                 row.deliver(RowCancelled())
                 continue
+            started = time.perf_counter()
             try:
                 prompt = generator.tokenize(row.job)
                 cache, logits = generator.prefill(prompt)
@@ -254,9 +264,13 @@ class DecodeBatch:
             if generator.generation.penalize_prompt_tokens:
                 seen[0, prompt] = True
             active = ActiveRow(row, state, next_token=-1, position=len(prompt))
+            active.queue_ms = (started - row.submitted) * 1000
+            active.prefill_ms = (time.perf_counter() - started) * 1000
             if row.on_text is not None:
                 active.streamed = IncrementalText(generator.loaded.tokenizer)
-            if self._take(active, self._choose(logits[None], [state], seen)[0], seen[0]):
+            first = self._choose(logits[None], [state], seen)[0]
+            active.first_token_ms = (time.perf_counter() - row.submitted) * 1000
+            if self._take(active, first, seen[0]):
                 joining.append((active, cache, seen))
         if joining:
             self._merge(joining)
@@ -350,6 +364,9 @@ class DecodeBatch:
                 new_tokens=len(produced),
                 elapsed_ms=(time.perf_counter() - row.pending.submitted) * 1000,
                 batch_size=round(row.rows_sum / row.steps) if row.steps else 1,
+                queue_ms=row.queue_ms,
+                prefill_ms=row.prefill_ms,
+                first_token_ms=row.first_token_ms,
             )
         )
 
@@ -369,6 +386,13 @@ class DecodeBatch:
             for layer in self.cache.layers:
                 layer.drop_left(unused)  # type: ignore[attr-defined]
             self.mask = self.mask[:, unused:]
+
+
+def layer_bytes(layer: object) -> int:
+    tensors = [getattr(layer, name, None) for name in ("_key_buffer", "_value_buffer")]
+    if tensors[0] is None:
+        tensors = [getattr(layer, "keys", None), getattr(layer, "values", None)]
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
 def eos_token_ids(loaded: LoadedModel) -> list[int]:
