@@ -58,10 +58,16 @@ from deployments.edge.post_stream import (
     post_events,
 )
 from deployments.edge.readiness import check_readiness
+from deployments.edge.request_metrics import RequestMetricsMiddleware
 from deployments.edge.studio import studio_file
 from deployments.engine.model_loader import post_model_id
 from deployments.local_ray import keep_replica_server_on_loopback
-from deployments.metrics import PROMETHEUS_CONTENT_TYPE, CacheMetrics, NodeMetrics
+from deployments.metrics import (
+    PROMETHEUS_CONTENT_TYPE,
+    CacheMetrics,
+    NodeMetrics,
+    SettingsMetrics,
+)
 from deployments.model_deployments import ContentModel, HashtagModel, TitleModel
 from deployments.schemas import (
     PARTS,
@@ -89,6 +95,8 @@ api = FastAPI(
 install_error_handlers(api)
 # Auth, rate limits, content type and body size, before FastAPI parses anything.
 api.add_middleware(EdgeMiddleware)
+# Outermost: every answer counted and timed, the edge's refusals too.
+api.add_middleware(RequestMetricsMiddleware)
 
 
 def _ms_since(started: float) -> float:
@@ -105,6 +113,12 @@ def _answered(answer: CachedPost, request_id: str, total_ms: float) -> Post:
     post.metadata.timings_ms = {**timings, "total": total_ms}
     post.metadata.request_id = request_id
     return post
+
+
+def _outcome(post: Post) -> str:
+    """A post's word in the request metrics: the cache layer that answered, or `generated`."""
+    cache = post.metadata.cache
+    return f"hit_{cache.layer}" if cache.hit and cache.layer else "generated"
 
 
 def _caller(request: Request) -> Caller | None:
@@ -141,6 +155,11 @@ class Ingress:
         self.shared_cache = shared if settings.cache.enabled and shared.layers else None
         self.node_id = ray.get_runtime_context().get_node_id()
         self.cache_metrics = CacheMetrics()
+        self.cache_metrics.watch(self.shared_cache)
+        SettingsMetrics().record(
+            settings.http.request_timeout_s,
+            {name: options.min_replicas for name, options in settings.deployments.items()},
+        )
         self.edge = api.state.edge = Edge(settings)
         self.models = dict(zip(PARTS, (title_model, content_model, hashtag_model), strict=True))
         self.node_metrics = NodeMetrics()
@@ -150,7 +169,9 @@ class Ingress:
 
     @api.post("/v1/posts", response_model=Post)
     async def create_post(self, body: PostRequest, request: Request) -> Post:
-        return (await self.generate_posts([body], _caller(request)))[0]
+        post = (await self.generate_posts([body], _caller(request)))[0]
+        request.state.outcome = _outcome(post)
+        return post
 
     @api.post("/v1/posts/batch", response_model=BatchPostResponse)
     async def create_posts_batch(

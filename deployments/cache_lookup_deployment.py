@@ -65,6 +65,7 @@ class CacheLookup:
         )
         self.writer = PostWriter.on_deployments(settings.generation, self.models, compiler)
         self.metrics = CacheMetrics()
+        self.metrics.watch(self.cache)
         self._refresher: asyncio.Task[None] | None = None
         self.stream_pace = stream_pace(settings.generation)
 

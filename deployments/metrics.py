@@ -9,13 +9,23 @@ Prometheus scrapes every node's port directly (KubeRay sets this up).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import httpx
 import ray
+from ray.serve.metrics import Gauge
 from ray.util.metrics import Counter, Histogram
+
+if TYPE_CHECKING:
+    from deployments.engine.decode_loop import EngineLoad
+    from deployments.schemas import GenerationResult
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64]
 _STREAM_BOUNDARIES = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40]
+# Queue wait, prefill and the first token: from milliseconds (idle) to minutes (shed soon after).
+_WAIT_BOUNDARIES = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+_TOKEN_BOUNDARIES = [0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28]
 
 
 class CacheMetrics:
@@ -29,8 +39,29 @@ class CacheMetrics:
             tag_keys=("layer",),
         )
 
+        self.redis_up = Gauge(
+            "linkedin_posts_redis_up",
+            description="1 while this replica's Redis (L2) answers, 0 while it is down.",
+        )
+        self.redis_outages = Counter(
+            "linkedin_posts_redis_outages",
+            description="Times this replica found Redis (L2) down after it had answered.",
+        )
+
     def record(self, layer: str | None) -> None:
         self.answers.inc(tags={"layer": layer or "miss"})
+
+    def record_redis(self, up: bool) -> None:
+        """RedisLayer.on_state: a change of Redis's state (the first answer included)."""
+        self.redis_up.set(1 if up else 0)
+        if not up:
+            self.redis_outages.inc()
+
+    def watch(self, cache: Any) -> None:
+        """Hear the Redis layer of a TieredCache (if it has one) change state."""
+        for layer in getattr(cache, "layers", ()):
+            if hasattr(layer, "on_state"):
+                layer.on_state = self.record_redis
 
 
 class ModelMetrics:
@@ -64,12 +95,93 @@ class ModelMetrics:
             tag_keys=("part",),
         )
 
-    def record_row(self, mean_batch: int, new_tokens: int) -> None:
-        self.batch_size.observe(mean_batch, tags=self.tags)
-        self.tokens.inc(new_tokens, tags=self.tags)
+        self.queue_wait = self._seconds(
+            "linkedin_posts_queue_wait_seconds",
+            "seconds a job waited for a place in the running batch",
+            _WAIT_BOUNDARIES,
+        )
+        self.prefill = self._seconds(
+            "linkedin_posts_prefill_seconds",
+            "seconds a job's prompt took through the model",
+            _WAIT_BOUNDARIES,
+        )
+        self.first_token = self._seconds(
+            "linkedin_posts_time_to_first_token_seconds",
+            "seconds from a job reaching its replica to its first token",
+            _WAIT_BOUNDARIES,
+        )
+        self.per_token = self._seconds(
+            "linkedin_posts_time_per_output_token_seconds",
+            "seconds per output token after the first, per job",
+            _TOKEN_BOUNDARIES,
+        )
+        # Gauges carry Serve's deployment and replica labels: one series per replica.
+        self.rows = Gauge(
+            "linkedin_posts_engine_rows",
+            description="Rows in a model replica's engine, by state (running: decoding; "
+            "waiting: submitted, not yet in the batch).",
+            tag_keys=("part", "state"),
+        )
+        self.kv_bytes = Gauge(
+            "linkedin_posts_engine_kv_cache_bytes",
+            description="Bytes held by a model replica's KV cache (free columns included).",
+            tag_keys=("part",),
+        )
+        self.load_seconds = Gauge(
+            "linkedin_posts_model_load_seconds",
+            description="Seconds a model replica took to load its model and start its engine.",
+            tag_keys=("part",),
+        )
+
+    def _seconds(self, name: str, what: str, boundaries: list[float]) -> Histogram:
+        return Histogram(
+            name,
+            description=f"Model replicas: {what}.",
+            boundaries=boundaries,
+            tag_keys=("part",),
+        )
+
+    def record_row(self, result: GenerationResult) -> None:
+        tags = self.tags
+        self.batch_size.observe(result.batch_size, tags=tags)
+        self.tokens.inc(result.new_tokens, tags=tags)
+        self.queue_wait.observe(result.queue_ms / 1000, tags=tags)
+        self.prefill.observe(result.prefill_ms / 1000, tags=tags)
+        self.first_token.observe(result.first_token_ms / 1000, tags=tags)
+        if result.new_tokens > 1:
+            self.per_token.observe(result.per_token_ms / 1000, tags=tags)
+
+    def record_load(self, load: EngineLoad) -> None:
+        """The engine's load (called from its thread, twice a second while it decodes)."""
+        self.rows.set(load.rows, tags={**self.tags, "state": "running"})
+        self.rows.set(load.waiting, tags={**self.tags, "state": "waiting"})
+        self.kv_bytes.set(load.kv_bytes, tags=self.tags)
+
+    def record_model_load(self, seconds: float) -> None:
+        self.load_seconds.set(seconds, tags=self.tags)
 
     def record_piece(self, seconds: float, *, first: bool) -> None:
         (self.first_piece if first else self.piece_gap).observe(seconds, tags=self.tags)
+
+
+class SettingsMetrics:
+    """What the alert rules compare against, from the settings (set once by each Ingress)."""
+
+    def __init__(self) -> None:
+        self.timeout = Gauge(
+            "linkedin_posts_request_timeout_seconds",
+            description="The overall request timeout (http.request_timeout_s): past it, 504.",
+        )
+        self.min_replicas = Gauge(
+            "linkedin_posts_deployment_min_replicas",
+            description="Each deployment's minimum replicas, as the settings give it.",
+            tag_keys=("deployment",),
+        )
+
+    def record(self, request_timeout_s: float, min_replicas: dict[str, int]) -> None:
+        self.timeout.set(request_timeout_s)
+        for deployment, count in min_replicas.items():
+            self.min_replicas.set(count, tags={"deployment": deployment})
 
 
 def _node_metrics_url() -> str:

@@ -554,6 +554,8 @@ async def test_redis_outage_serves_from_l1_and_l3_with_one_warning(
     server = RedisServer().start()
     try:
         cache = make_cache(redis_url=server.url, retry_after_s=0.2)
+        states: list[bool] = []  # what the replica's redis-up gauge hears
+        layer(cache, "l2").on_state = states.append
         await cache.put("in-all", {"text": "everywhere"})
         await layer(cache, "l3").set_many([("on-disk", encode({"text": "disk"}, 1024))])
         assert cache.status() == {"l1": "ok", "l2": "ok", "l3": "ok"}
@@ -590,6 +592,7 @@ async def test_redis_outage_serves_from_l1_and_l3_with_one_warning(
                 key = layer(cache, "l2").key_prefix + f"after-{outage}"
                 assert decode(client.get(key)) == {"n": 2}
             assert len(ray_serve_warnings(caplog)) == 1  # the recovery is logged at INFO
+        assert states == [True, False, True, False, True], "each change once, no repeats"
     finally:
         server.stop()
 

@@ -116,6 +116,10 @@ class RedisLayer:
         )
         self._down_since: float | None = None
         self._next_try = 0.0
+        # Hears each change of Redis's state (True: answering), the first answer included:
+        # the replica's redis-up gauge and outage counter (deployments.metrics.CacheMetrics).
+        self.on_state: Callable[[bool], None] | None = None
+        self._told: bool | None = None
 
     def _key(self, key: str) -> str:
         return self.key_prefix + key
@@ -130,11 +134,22 @@ class RedisLayer:
             self._down_since = now
             logger.warning("Redis cache unavailable, serving from L1/L3 until it returns: %s", exc)
         self._next_try = now + self.retry_after_s
+        self._tell(False)
 
     def _succeeded(self) -> None:
         if self._down_since is not None:
             logger.info("Redis cache is back after %.1f s", time.monotonic() - self._down_since)
             self._down_since = None
+        self._tell(True)
+
+    def _tell(self, up: bool) -> None:
+        if up is self._told or self.on_state is None:
+            return
+        self._told = up
+        try:
+            self.on_state(up)
+        except Exception:  # a metric's failure is no reason to fail a cache read
+            logger.exception("recording Redis's state failed")
 
     async def execute(self, op: Callable[[aioredis.Redis], Awaitable[T]], default: D) -> T | D:
         """Run `op(client)` through the breaker: `default` while Redis is down or on a fault."""

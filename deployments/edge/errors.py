@@ -40,12 +40,14 @@ class ApiError(Exception):
         *,
         details: Any = None,
         headers: dict[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.details = details
         self.headers = headers or {}
+        self.reason = reason  # for the request metrics (edge.request_metrics.REASONS)
 
 
 def error_body(status: int, message: str, details: Any = None) -> dict[str, Any]:
@@ -75,9 +77,13 @@ def downstream_error(exc: BaseException, request_id: str, retry_after_s: int) ->
     if isinstance(exc, asyncio.TimeoutError):
         return ApiError(504, "the request took too long; try again")
     if isinstance(exc, BackPressureError):
-        return ApiError(503, "the service is busy; retry shortly", headers=retry)
+        return ApiError(
+            503, "the service is busy; retry shortly", headers=retry, reason="model_queue_full"
+        )
     logger.warning("generation failed for request %s: %r", request_id, exc)
-    return ApiError(503, "generation failed; retry shortly", headers=retry)
+    return ApiError(
+        503, "generation failed; retry shortly", headers=retry, reason="generation_failed"
+    )
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -119,7 +125,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(ApiError)
-    async def _on_api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def _on_api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if exc.reason:
+            request.state.reason = exc.reason
         return error_response(exc.status, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(asyncio.TimeoutError)
