@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install run test test-fast lint bench bench-peers clean cluster cluster-status cluster-down browser
+.PHONY: install run test test-fast lint bench bench-peers clean cluster cluster-status cluster-down browser \
+	prometheus prometheus-install
 
 # Extra pip arguments for torch alone (the Dockerfile's CPU image passes a CPU wheel index).
 TORCH_PIP_ARGS ?=
@@ -49,7 +50,19 @@ browser:
 	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
 
-test: lint browser
+# Debian's Prometheus (prometheus, promtool) for `make prometheus` and tests/test_prometheus.py,
+# installed when missing (as root, as CI runs; elsewhere run it with sudo once).
+prometheus-install:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }
+
+# Prometheus on 127.0.0.1:9090 over every Ray node's metrics (deploy/prometheus/prometheus.yml),
+# beside `make run` or `make cluster`; its data in .prometheus/.
+prometheus: prometheus-install
+	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=.prometheus \
+		--web.listen-address=127.0.0.1:9090
+
+test: lint browser prometheus-install
 	$(BIN)/pytest -q
 
 test-fast:
@@ -66,4 +79,4 @@ bench-peers:
 	$(BIN)/python -m benchmarks peers
 
 clean:
-	rm -rf $(VENV) .peers .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .peers .prometheus .pytest_cache .ruff_cache *.egg-info
