@@ -9,6 +9,9 @@ Prometheus scrapes every node's port directly (KubeRay sets this up).
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -20,12 +23,52 @@ if TYPE_CHECKING:
     from deployments.engine.decode_loop import EngineLoad
     from deployments.schemas import GenerationResult
 
+logger = logging.getLogger("ray.serve")
+
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64]
 _STREAM_BOUNDARIES = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40]
 # Queue wait, prefill and the first token: from milliseconds (idle) to minutes (shed soon after).
 _WAIT_BOUNDARIES = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
 _TOKEN_BOUNDARIES = [0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28]
+
+
+class KeptGauges:
+    """Ray exports a gauge only for a while after it was last set (measured: a value set once was
+    gone from the export within 40 s), so every gauge here goes through `set`, and a daemon
+    thread sets each last value again every `interval_s`: a replica's settings, load and Redis
+    state stay visible while nothing changes them."""
+
+    def __init__(self, interval_s: float = 5.0) -> None:
+        self.interval_s = interval_s
+        self._values: dict[tuple[int, tuple[tuple[str, str], ...]], tuple[Any, float]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def set(self, gauge: Any, value: float, tags: dict[str, str] | None = None) -> None:
+        key = (id(gauge), tuple(sorted((tags or {}).items())))
+        with self._lock:
+            self._values[key] = (gauge, value)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="kept-gauges", daemon=True)
+                self._thread.start()
+        gauge.set(value, tags=tags)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval_s)
+            with self._lock:
+                values = [
+                    (gauge, value, dict(tags)) for (_, tags), (gauge, value) in self._values.items()
+                ]
+            for gauge, value, tags in values:
+                try:
+                    gauge.set(value, tags=tags or None)
+                except Exception:  # a metric's failure is no reason to stop the others
+                    logger.exception("setting a gauge again failed")
+
+
+KEPT = KeptGauges()  # one per process
 
 
 class CacheMetrics:
@@ -53,7 +96,7 @@ class CacheMetrics:
 
     def record_redis(self, up: bool) -> None:
         """RedisLayer.on_state: a change of Redis's state (the first answer included)."""
-        self.redis_up.set(1 if up else 0)
+        KEPT.set(self.redis_up, 1 if up else 0)
         if not up:
             self.redis_outages.inc()
 
@@ -153,35 +196,38 @@ class ModelMetrics:
 
     def record_load(self, load: EngineLoad) -> None:
         """The engine's load (called from its thread, twice a second while it decodes)."""
-        self.rows.set(load.rows, tags={**self.tags, "state": "running"})
-        self.rows.set(load.waiting, tags={**self.tags, "state": "waiting"})
-        self.kv_bytes.set(load.kv_bytes, tags=self.tags)
+        KEPT.set(self.rows, load.rows, {**self.tags, "state": "running"})
+        KEPT.set(self.rows, load.waiting, {**self.tags, "state": "waiting"})
+        KEPT.set(self.kv_bytes, load.kv_bytes, self.tags)
 
     def record_model_load(self, seconds: float) -> None:
-        self.load_seconds.set(seconds, tags=self.tags)
+        KEPT.set(self.load_seconds, seconds, self.tags)
 
     def record_piece(self, seconds: float, *, first: bool) -> None:
         (self.first_piece if first else self.piece_gap).observe(seconds, tags=self.tags)
 
 
 class SettingsMetrics:
-    """What the alert rules compare against, from the settings (set once by each Ingress)."""
+    """What the alert rules compare against, from the settings (set once by each Ingress; the
+    same values from every replica). Ray's own gauges: Serve reserves the `deployment` label."""
 
     def __init__(self) -> None:
-        self.timeout = Gauge(
+        from ray.util.metrics import Gauge as RayGauge
+
+        self.timeout = RayGauge(
             "linkedin_posts_request_timeout_seconds",
             description="The overall request timeout (http.request_timeout_s): past it, 504.",
         )
-        self.min_replicas = Gauge(
+        self.min_replicas = RayGauge(
             "linkedin_posts_deployment_min_replicas",
             description="Each deployment's minimum replicas, as the settings give it.",
             tag_keys=("deployment",),
         )
 
     def record(self, request_timeout_s: float, min_replicas: dict[str, int]) -> None:
-        self.timeout.set(request_timeout_s)
+        KEPT.set(self.timeout, request_timeout_s)
         for deployment, count in min_replicas.items():
-            self.min_replicas.set(count, tags={"deployment": deployment})
+            KEPT.set(self.min_replicas, count, {"deployment": deployment})
 
 
 def _node_metrics_url() -> str:
