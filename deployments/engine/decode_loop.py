@@ -136,6 +136,7 @@ class DecodeEngine:
             "dtype": loaded.dtype,
             "quantization": loaded.quantization,
             "torch_threads": torch.get_num_threads(),
+            "threads_follow_load": self.core_share is not None,
             "continuous": self.continuous,
             "max_rows": self.max_rows,
             "waiting": self.waiting(),
