@@ -31,26 +31,14 @@ import redis
 import yaml
 
 from deployments.settings import DEPLOYMENT_NAMES, AppSettings
+from tests.local_cluster_cli import SCRIPT, cluster
 from tests.test_graph import assert_post_contract
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "deploy" / "local_cluster.py"
 URL = "http://127.0.0.1:8000"
 TIMINGS: dict[str, float] = {}
-
-
-def cluster(*args: str, timeout: float = 900) -> str:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 @functools.cache

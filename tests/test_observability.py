@@ -16,7 +16,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,29 +26,17 @@ import httpx
 import pytest
 import yaml
 
+from tests.local_cluster_cli import cluster
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "deploy" / "local_cluster.py"
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 DASHBOARD = REPO / "deploy" / "grafana" / "linkedin-posts.json"
 URL = "http://127.0.0.1:8000"
 KEY = "observability-test-key"
 MODELS = ("TitleModel", "ContentModel", "HashtagModel")
-
-
-def cluster(*args: str, timeout: float = 900) -> str:
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def observed_config(tmp_path: Path, redis_url: str) -> Path:
