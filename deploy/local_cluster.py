@@ -193,7 +193,9 @@ for node in ray.nodes():
         nodes[name] = {{"node_id": node["NodeID"], "alive": node["Alive"],
                        "node_manager_port": node["NodeManagerPort"]}}
 placed = {{}}
-for actor in list_actors(filters=[("state", "=", "ALIVE")], limit=1000):
+# The cluster's address, never Ray's guess: another Ray may run on this machine (a test's own).
+alive = [("state", "=", "ALIVE")]
+for actor in list_actors(address={state["address"]!r}, filters=alive, limit=1000):
     if actor.class_name.startswith("ServeReplica:"):
         deployment = actor.class_name.split(":")[-1]
         placed.setdefault(deployment, []).append(names.get(actor.node_id, actor.node_id[:8]))
