@@ -293,6 +293,14 @@ def test_min_replicas_above_max_replicas_is_rejected(override: dict) -> None:
     assert "exceeds max_replicas" in message
 
 
+@pytest.mark.parametrize("queued", [0, -2])
+def test_a_queue_serve_would_refuse_at_deploy_is_rejected_at_load(queued: int) -> None:
+    with pytest.raises(ValidationError, match="max_queued_requests must be -1"):
+        AppSettings.load({"deployments": {"Ingress": {"max_queued_requests": queued}}})
+    assert DeploymentOptions(max_queued_requests=-1).max_queued_requests == -1
+    assert DeploymentOptions(max_queued_requests=1).max_queued_requests == 1
+
+
 @pytest.mark.parametrize("initial", [0, 5])
 def test_initial_replicas_outside_bounds_is_rejected(initial: int) -> None:
     with pytest.raises(ValidationError, match="initial_replicas"):

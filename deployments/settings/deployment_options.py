@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from deployments.settings.sections import _Section
 
@@ -20,7 +20,8 @@ class DeploymentOptions(_Section):
     initial_replicas: int | None = Field(None, ge=0)
     target_ongoing_requests: float = Field(2, gt=0)
     max_ongoing_requests: int = Field(64, ge=1)
-    max_queued_requests: int = Field(-1, ge=-1, description="-1: unbounded; else 503 past it.")
+    # Serve takes -1 or a positive count; 0 would pass here and fail only at deploy.
+    max_queued_requests: int = Field(-1, description="-1: unbounded; else 503 past it (>= 1).")
     upscale_delay_s: float = Field(10, ge=0)
     downscale_delay_s: float = Field(120, ge=0)
     health_check_period_s: float = Field(10, gt=0)
@@ -34,6 +35,13 @@ class DeploymentOptions(_Section):
         description="Model deployments only: intra-op threads per replica (over "
         "model.torch_threads).",
     )
+
+    @field_validator("max_queued_requests")
+    @classmethod
+    def _unbounded_or_positive(cls, value: int) -> int:
+        if value != -1 and value < 1:
+            raise ValueError("max_queued_requests must be -1 (unbounded) or at least 1")
+        return value
 
     @model_validator(mode="after")
     def _target_below_the_cap(self) -> DeploymentOptions:
