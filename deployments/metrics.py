@@ -20,6 +20,7 @@ from ray.serve.metrics import Gauge
 from ray.util.metrics import Counter, Histogram
 
 if TYPE_CHECKING:
+    from deployments.cache.tiered import TieredCache
     from deployments.engine.decode_loop import EngineLoad
     from deployments.schemas import GenerationResult
 
@@ -81,6 +82,19 @@ class CacheMetrics:
             description="Posts answered, by cache layer ('miss': generated).",
             tag_keys=("layer",),
         )
+        self.followers = Counter(
+            "linkedin_posts_singleflight_followers",
+            description="Cache misses that did not generate but waited for another's generation, "
+            "by outcome (same_process: joined a generation in this replica; other_process: "
+            "another replica's result arrived; gave_up: waited follower_wait_s, then generated).",
+            tag_keys=("outcome",),
+        )
+        self.refreshes = Counter(
+            "linkedin_posts_cache_refreshes",
+            description="Refresh-ahead attempts on popular entries near expiry, by outcome "
+            "(rewritten; skipped: another replica had it; failed).",
+            tag_keys=("outcome",),
+        )
 
         self.redis_up = Gauge(
             "linkedin_posts_redis_up",
@@ -90,21 +104,37 @@ class CacheMetrics:
             "linkedin_posts_redis_outages",
             description="Times this replica found Redis (L2) down after it had answered.",
         )
+        self.redis_reconnects = Counter(
+            "linkedin_posts_redis_reconnects",
+            description="Times Redis (L2) answered this replica again after it had been down.",
+        )
+        self._redis_was_down = False
 
     def record(self, layer: str | None) -> None:
         self.answers.inc(tags={"layer": layer or "miss"})
+
+    def record_follower(self, outcome: str) -> None:
+        self.followers.inc(tags={"outcome": outcome})
+
+    def record_refresh(self, outcome: str) -> None:
+        self.refreshes.inc(tags={"outcome": outcome})
 
     def record_redis(self, up: bool) -> None:
         """RedisLayer.on_state: a change of Redis's state (the first answer included)."""
         KEPT.set(self.redis_up, 1 if up else 0)
         if not up:
             self.redis_outages.inc()
+        elif self._redis_was_down:
+            self.redis_reconnects.inc()
+        self._redis_was_down = not up
 
-    def watch(self, cache: Any) -> None:
-        """Hear the Redis layer of a TieredCache (if it has one) change state."""
-        for layer in getattr(cache, "layers", ()):
-            if hasattr(layer, "on_state"):
-                layer.on_state = self.record_redis
+    def watch(self, cache: TieredCache) -> None:
+        """Hear a TieredCache's Redis layer change state, its single-flight followers and its
+        refreshes."""
+        cache.single_flight.on_follow = self.record_follower
+        cache.on_refresh = self.record_refresh
+        if cache.l2 is not None:
+            cache.l2.on_state = self.record_redis
 
 
 class ModelMetrics:
@@ -175,6 +205,12 @@ class ModelMetrics:
             description="Seconds a model replica took to load its model and start its engine.",
             tag_keys=("part",),
         )
+        self.converted_weights = Counter(
+            "linkedin_posts_converted_weights",
+            description="Model loads from a GGUF file, by outcome (hit: its converted weights "
+            "were on disk from an earlier start; converted: converted and saved now).",
+            tag_keys=("part", "outcome"),
+        )
 
     def _seconds(self, name: str, what: str, boundaries: list[float]) -> Histogram:
         return Histogram(
@@ -200,8 +236,11 @@ class ModelMetrics:
         KEPT.set(self.rows, load.waiting, {**self.tags, "state": "waiting"})
         KEPT.set(self.kv_bytes, load.kv_bytes, self.tags)
 
-    def record_model_load(self, seconds: float) -> None:
+    def record_model_load(self, seconds: float, converted_weights: str) -> None:
+        """`converted_weights`: hit, converted, or none (the model was no GGUF file)."""
         KEPT.set(self.load_seconds, seconds, self.tags)
+        if converted_weights != "none":
+            self.converted_weights.inc(tags={**self.tags, "outcome": converted_weights})
 
     def record_piece(self, seconds: float, *, first: bool) -> None:
         (self.first_piece if first else self.piece_gap).observe(seconds, tags=self.tags)

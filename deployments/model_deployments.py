@@ -45,7 +45,9 @@ class PartModel:
             settings.batching,
             on_load=self.metrics.record_load,
         )
-        self.metrics.record_model_load(time.perf_counter() - started)
+        self.metrics.record_model_load(
+            time.perf_counter() - started, self.engine.info().get("converted_weights", "none")
+        )
         self.stream_pace = stream_pace(settings.generation)
         self.cancelled = 0
         self.reconfigure(settings.batching.model_dump())

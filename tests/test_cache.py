@@ -368,6 +368,9 @@ async def test_concurrent_misses_generate_once(
 
 async def test_two_replicas_generate_once(make_cache: CacheFactory, shared_redis) -> None:
     replicas = [make_cache(), make_cache()]  # own L1 and L3, one Redis
+    followed: list[list[str]] = [[], []]  # what each replica's follower counter hears
+    for replica, heard in zip(replicas, followed):
+        replica.single_flight.on_follow = heard.append
     generates = [Generator(delay_s=0.3), Generator(delay_s=0.3)]
     results = await asyncio.gather(
         *(
@@ -382,6 +385,9 @@ async def test_two_replicas_generate_once(make_cache: CacheFactory, shared_redis
     layers_by_replica = [{hit for i, (_, hit) in enumerate(results) if i % 2 == r} for r in (0, 1)]
     assert layers_by_replica[leader] == {None}
     assert layers_by_replica[1 - leader] == {"l2"}  # the follower read the leader's result
+    # In each replica 9 callers joined the first; the other replica's first read the result.
+    assert sorted(followed[leader]) == ["same_process"] * 9
+    assert sorted(followed[1 - leader]) == ["other_process"] + ["same_process"] * 9
 
 
 async def test_leader_lock_is_renewed_while_generating(
@@ -447,12 +453,14 @@ async def test_follower_stops_waiting_after_follower_wait_s(
     make_cache: CacheFactory, shared_redis, prefix
 ) -> None:
     cache = make_cache(follower_wait_s=0.3)
+    followed: list[str] = []
+    cache.single_flight.on_follow = followed.append
     assert shared_redis.set(prefix + "lock:k", b"stuck-leader", nx=True, px=30_000)
     generate = Generator(delay_s=0)
     started = time.monotonic()
     _, hit_layer = await cache.get_or_generate("k", generate)
     assert 0.3 <= time.monotonic() - started < 1.5
-    assert (hit_layer, generate.calls) == (None, 1)
+    assert (hit_layer, generate.calls, followed) == (None, 1, ["gave_up"])
     assert shared_redis.get(prefix + "lock:k") == b"stuck-leader"  # never someone else's lock
 
 
@@ -619,6 +627,9 @@ async def test_entries_due_for_refresh_and_refresh(
     make_cache: CacheFactory, shared_redis, prefix
 ) -> None:
     replicas = [make_cache(refresh_ahead_s=1), make_cache(refresh_ahead_s=1)]
+    refreshes: list[str] = []  # what the refresh counters hear
+    for replica in replicas:
+        replica.on_refresh = refreshes.append
     cache = replicas[0]
     await cache.put_many([(key, {"key": key}) for key in ("hot", "warm", "cold", "gone")])
     for key in ("hot", "hot", "warm", "gone"):
@@ -646,6 +657,12 @@ async def test_entries_due_for_refresh_and_refresh(
     late = Generator(delay_s=0)
     assert await replicas[1].refresh("hot", late) is None
     assert late.calls == 0
+    assert sorted(refreshes) == ["rewritten", "skipped", "skipped"]
+
+    with pytest.raises(RuntimeError, match="model crashed"):
+        failing = Generator(delay_s=0, error=RuntimeError("model crashed"))
+        await cache.refresh("warm", failing, refresh_ahead_s=10**6)  # due at once
+    assert refreshes[-1] == "failed"
 
 
 # --- cache keys ---------------------------------------------------------------------------------

@@ -67,3 +67,15 @@ def test_int8_on_an_explicit_gpu_is_refused() -> None:
 
     with pytest.raises(ValidationError, match="int8"):
         ModelSettings(device="cuda", quantization="int8")
+
+
+def test_a_gguf_file_is_converted_once_then_its_weights_are_a_hit(tmp_path: Path) -> None:
+    from deployments.engine.model_loader import load_model
+    from deployments.settings import ModelSettings
+
+    settings = ModelSettings(device="cpu", converted_dir=tmp_path)  # the default GGUF model
+    assert load_model(settings).converted_weights == "converted"
+    assert load_model(settings).converted_weights == "hit"
+    # The converted folder itself, named as a model: a transformers folder, nothing converted.
+    folder = ModelSettings(device="cpu", model=str(next(tmp_path.iterdir())))
+    assert load_model(folder).converted_weights == "none"

@@ -11,6 +11,10 @@ cache for the leader's result and takes the lock itself when it frees up with no
 leader failed or died), or generates anyway once `follower_wait_s` has passed.
 
 Without Redis, or while it is down, only the in-process part applies.
+
+`on_follow` hears each caller that did not lead (for the metrics): `same_process` (it joined a
+task here), `other_process` (another process's leader stored the result), `gave_up` (it waited
+`follower_wait_s` and generated itself).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from deployments.cache.layers import RedisLayer
 logger = logging.getLogger("ray.serve")
 
 T = TypeVar("T")
+FOLLOW_OUTCOMES = ("same_process", "other_process", "gave_up")
 
 
 @dataclass
@@ -58,6 +63,11 @@ class SingleFlight(Generic[T]):
         self.poll_interval_s = poll_interval_s
         self.max_poll_interval_s = max_poll_interval_s
         self._flights: dict[str, _Flight] = {}
+        self.on_follow: Callable[[str], None] | None = None
+
+    def _followed(self, outcome: str) -> None:
+        if self.on_follow is not None:
+            self.on_follow(outcome)
 
     def lock_name(self, key: str) -> str:
         prefix = self.redis.key_prefix if self.redis else ""
@@ -85,6 +95,8 @@ class SingleFlight(Generic[T]):
             )
             flight = self._flights[key] = _Flight(task)
             task.add_done_callback(lambda done, key=key, flight=flight: self._landed(key, flight))
+        else:
+            self._followed("same_process")
         flight.waiters += 1
         try:
             return await asyncio.shield(flight.task)
@@ -141,15 +153,18 @@ class SingleFlight(Generic[T]):
                 try:
                     # A leader may have finished between the caller's miss and taking the lock.
                     if lock is not None and (found := await check()) is not None:
+                        self._followed("other_process")
                         return found
                     return await self._run_holding(lock, lead)
                 finally:
                     await self._release(lock)
             found = await check()
             if found is not None:
+                self._followed("other_process")
                 return found
             left = deadline - loop.time()
             if left <= 0:
+                self._followed("gave_up")
                 logger.info(
                     "waited %.1f s for another replica to generate %s; generating here",
                     self.follower_wait_s,

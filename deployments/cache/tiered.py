@@ -58,6 +58,8 @@ class TieredCache:
             Popularity(self.l2, window_s=popularity_window_s) if self.l2 is not None else None
         )
         self.invalidation = Invalidation(self.l2) if self.l2 is not None else None
+        # Hears each refresh-ahead attempt (for the metrics): rewritten, skipped or failed.
+        self.on_refresh: Callable[[str], None] | None = None
 
     @classmethod
     def from_settings(cls, settings: CacheSettings, *, memory: bool = True) -> TieredCache:
@@ -252,10 +254,19 @@ class TieredCache:
             (ms,) = await self.l2.pttl_many([key])
             return ms is None or ms < ahead_ms
 
-        done = await self.single_flight.try_lead(
-            key, lambda: self._generate_and_store(key, generate), still_due
-        )
+        try:
+            done = await self.single_flight.try_lead(
+                key, lambda: self._generate_and_store(key, generate), still_due
+            )
+        except Exception:
+            self._refreshed("failed")
+            raise
+        self._refreshed("skipped" if done is None else "rewritten")
         return done[0] if done is not None else None
+
+    def _refreshed(self, outcome: str) -> None:
+        if self.on_refresh is not None:
+            self.on_refresh(outcome)
 
     async def delete(self, keys: Sequence[str]) -> None:
         """Drop `keys` from every layer here, and from every other cache's L1 and L3."""

@@ -81,7 +81,7 @@ class DecodeEngine:
         self.generator = generator
         self.core_share = core_share
         self.on_load = on_load
-        self._reported = float("-inf")
+        self._busy_reported_at: float | None = None  # None: idle, and reported so (or never busy)
         self.max_rows = max_rows
         self.continuous = continuous
         self.stats = EngineStats()
@@ -135,6 +135,7 @@ class DecodeEngine:
             "device": loaded.device,
             "dtype": loaded.dtype,
             "quantization": loaded.quantization,
+            "converted_weights": loaded.converted_weights,
             "torch_threads": torch.get_num_threads(),
             "threads_follow_load": self.core_share is not None,
             "continuous": self.continuous,
@@ -163,12 +164,18 @@ class DecodeEngine:
     def _report_load(self, batch: DecodeBatch) -> None:
         """Tell `on_load` what the engine holds: every LOAD_REPORT_S while busy, and at once when
         the batch empties (so the gauges fall to zero with the load)."""
-        now = time.monotonic()
-        if self.on_load is None or (batch.rows and now - self._reported < LOAD_REPORT_S):
+        if self.on_load is None:
             return
-        if not batch.rows and self._reported == float("-inf"):
-            return  # idle and already reported idle
-        self._reported = now if batch.rows else float("-inf")
+        now = time.monotonic()
+        last = self._busy_reported_at
+        if batch.rows:
+            if last is not None and now - last < LOAD_REPORT_S:
+                return
+            self._busy_reported_at = now
+        elif last is None:
+            return
+        else:
+            self._busy_reported_at = None
         try:
             self.on_load(EngineLoad(len(batch.rows), self.waiting(), batch.kv_bytes()))
         except Exception:  # a gauge's failure is no reason to stop decoding

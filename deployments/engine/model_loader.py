@@ -46,6 +46,8 @@ class LoadedModel:
     device: str
     dtype: str  # of the activations (and of the weights, unless `quantization` says otherwise)
     quantization: str = "none"  # how Linear weights are kept: none, float16_weights, int8
+    # A GGUF file's converted weights: hit (on disk already), converted (now); none: no GGUF.
+    converted_weights: str = "none"
 
 
 def _default_gguf_source() -> ModelSource:
@@ -173,9 +175,11 @@ def load_model(settings: ModelSettings) -> LoadedModel:
         torch.cuda.set_per_process_memory_fraction(settings.gpu_memory_fraction)
 
     path = source.path
+    converted_weights = "none"
     if source.gguf_file:
         converted = converted_dir(source, Path(settings.converted_dir))
-        if not (converted / COMPLETE_MARKER).exists():
+        converted_weights = "hit" if (converted / COMPLETE_MARKER).exists() else "converted"
+        if converted_weights == "converted":
             _convert_gguf(source, converted)
         path = str(converted)
 
@@ -210,6 +214,7 @@ def load_model(settings: ModelSettings) -> LoadedModel:
         device=device,
         dtype=dtype_name,
         quantization=quantization,
+        converted_weights=converted_weights,
     )
 
 
