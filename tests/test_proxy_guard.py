@@ -28,14 +28,33 @@ async def echo_headers(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"Internal ", "more_body": True})
         await send({"type": "http.response.body", "body": b"Server Error"})
         return
+    if path == "/full":  # the Ingress's queue full: Serve's BackPressureError, as its proxy says
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"3")]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        body = b"Request dropped due to backpressure (num_queued_requests=8, max_queued_requests=8)"
+        await send({"type": "http.response.body", "body": body})
+        return
     body = json.dumps([[k.decode(), v.decode("latin-1")] for k, v in scope["headers"]]).encode()
     start = {"type": "http.response.start", "status": 200}
     await send({**start, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
 
 
-def client() -> httpx.AsyncClient:
-    guard = ProxyGuard(echo_headers, ProxySettings(max_header_bytes=1024, max_headers_bytes=4096))
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, str, str]] = []
+
+    def record(self, route: str, status: int, outcome: str, reason: str, seconds: float) -> None:
+        assert seconds >= 0
+        self.calls.append((route, status, outcome, reason))
+
+
+def client(recorder: Recorder | None = None) -> httpx.AsyncClient:
+    guard = ProxyGuard(
+        echo_headers,
+        ProxySettings(max_header_bytes=1024, max_headers_bytes=4096),
+        metrics=recorder or Recorder(),
+    )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url="http://t")
 
 
@@ -106,6 +125,36 @@ async def test_a_request_the_proxy_fails_or_leaves_unanswered_is_a_json_503(path
     async with client() as http:
         response = await http.get(path)
     assert response.status_code == 503
+    assert response.json()["error"]["code"] == "overloaded"
+    assert response.headers["retry-after"]
+
+
+@pytest.mark.parametrize(
+    ("path", "recorded"),
+    [
+        ("/full", (503, "shed", "ingress_full")),
+        ("/fail/503", (503, "shed", "unavailable")),
+        ("/fail/504", (504, "timed_out", "proxy_timeout")),
+        ("/fail/500", (503, "failed", "proxy_failed")),
+        ("/raise", (503, "failed", "proxy_failed")),
+        ("/silent", (503, "failed", "replica_lost")),
+    ],
+)
+async def test_what_the_proxy_answers_itself_is_counted_with_its_reason(
+    path: str, recorded: tuple[int, str, str]
+) -> None:
+    recorder = Recorder()
+    async with client(recorder) as http:
+        response = await http.get(path)
+        assert (response.status_code, *recorded[1:]) == recorded
+        assert (await http.get("/")).status_code == 200  # the Ingress's answers: not counted here
+        await http.get("/", headers={"x-big": "x" * 2000})
+    assert recorder.calls == [("proxy", *recorded), ("proxy", 431, "rejected", "headers_too_large")]
+
+
+async def test_an_ingress_full_503_keeps_retry_after_in_the_envelope() -> None:
+    async with client() as http:
+        response = await http.get("/full")
     assert response.json()["error"]["code"] == "overloaded"
     assert response.headers["retry-after"]
 

@@ -13,7 +13,11 @@ a replica force-killed or dead mid-request, or a full Ingress queue, becomes a p
 - refuse request headers over `proxy.max_header_bytes` per line or `proxy.max_headers_bytes` in
   all with a JSON 431, as nginx caps them;
 - answer its own non-JSON 5xx in the service's JSON envelope: 503 with `Retry-After` (504 for a
-  timeout), so a client never has to parse a plain-text 500.
+  timeout), so a client never has to parse a plain-text 500;
+- count what it answers itself in the request metrics (route `proxy`), with a reason: the
+  Ingress's queue full (`ingress_full`), no Ingress replica to take it (`unavailable`), the
+  replica lost mid-request (`replica_lost`), the proxy failing (`proxy_failed`), a timeout,
+  oversized headers. The Ingress never sees these requests, so they are counted nowhere else.
 
 Install it by starting Ray with `PROXY_ENV` in the environment (`make run` and the tests do): the
 proxy actor reads `RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH` when it starts.
@@ -24,11 +28,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from typing import Any
 
 from starlette.middleware import Middleware
 
 from deployments.edge.errors import error_response
+from deployments.edge.request_metrics import RequestMetrics
 from deployments.settings import AppSettings, HttpSettings, ProxySettings
 
 logger = logging.getLogger("ray.serve")
@@ -115,24 +121,37 @@ def answer_protocol_errors_in_json() -> None:
     h11_impl.H11Protocol.send_400_response = h11_400  # type: ignore[method-assign]
 
 
+PROXY_ROUTE = "proxy"  # the route label of what the proxy answers itself
+
+
 class ProxyGuard:
     def __init__(
         self,
         app: Any,
         settings: ProxySettings | None = None,
         retry_after_s: int = HttpSettings().retry_after_s,
+        metrics: Any = None,
     ) -> None:
         self.app = app
         self.settings = settings or ProxySettings()
         self.retry_after_s = retry_after_s
+        self._metrics = metrics
+
+    @property
+    def metrics(self) -> Any:
+        if self._metrics is None:  # in the proxy's process, at its first answer of its own
+            self._metrics = RequestMetrics()
+        return self._metrics
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         headers, refusal = self._filter_headers(scope.get("headers", []))
         if refusal is not None:
             await refusal(scope, receive, send)
+            self._record(431, "rejected", "headers_too_large", started)
             return
         scope = {**scope, "headers": headers}
         answer = _JsonServerErrors(send, self.retry_after_s)
@@ -145,11 +164,21 @@ class ProxyGuard:
                 raise
             logger.warning("the proxy failed a request before answering it: %r", exc)
             await answer.send_envelope(500)
+            self._record(503, "failed", "proxy_failed", started)
             return
         if not answer.started:
             # Serve's proxy answers nothing at all when the replica it called died (it sends a
             # response only for 408, 429 and 503), and uvicorn then writes a plain-text 500.
             await answer.send_envelope(500)
+            self._record(503, "failed", "replica_lost", started)
+        elif answer.replaced is not None:
+            self._record(*answer.replaced, started)
+
+    def _record(self, status: int, outcome: str, reason: str, started: float) -> None:
+        try:
+            self.metrics.record(PROXY_ROUTE, status, outcome, reason, time.perf_counter() - started)
+        except Exception:  # counting must never cost the caller an answer
+            logger.exception("recording a proxy answer failed")
 
     def _filter_headers(self, raw: list[tuple[bytes, bytes]]) -> tuple[list, Any]:
         limit, total_limit = self.settings.max_header_bytes, self.settings.max_headers_bytes
@@ -182,7 +211,9 @@ class _JsonServerErrors:
         self.send = send
         self.retry_after_s = retry_after_s
         self.held: Message | None = None
+        self.held_body = b""  # its first bytes: Serve's message says why
         self.started = False  # a response start was sent or held
+        self.replaced: tuple[int, str, str] | None = None  # status, outcome, reason sent instead
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -193,11 +224,15 @@ class _JsonServerErrors:
         if self.held is None:
             await self.send(message)
             return
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            await self.send_envelope(self.held["status"])
+        if message["type"] == "http.response.body":
+            self.held_body = (self.held_body + message.get("body", b""))[:512]
+            if not message.get("more_body", False):
+                status = await self.send_envelope(self.held["status"])
+                self.replaced = (status, *_why(self.held["status"], self.held_body))
 
-    async def send_envelope(self, original_status: int) -> None:
-        """The JSON envelope in place of a server error: 504 for a timeout, else 503."""
+    async def send_envelope(self, original_status: int) -> int:
+        """The JSON envelope in place of a server error: 504 for a timeout, else 503 (the
+        status sent)."""
         self.started = True
         status = 504 if original_status == 504 else 503
         message = (
@@ -216,6 +251,17 @@ class _JsonServerErrors:
             {"type": "http.response.start", "status": status, "headers": response.raw_headers}
         )
         await self.send({"type": "http.response.body", "body": response.body})
+        return status
+
+
+def _why(status: int, body: bytes) -> tuple[str, str]:
+    """The outcome and reason of a server error Serve's proxy wrote (its text says which)."""
+    if status == 504:
+        return "timed_out", "proxy_timeout"
+    if status == 503:
+        # BackPressureError: "Request dropped due to backpressure (num_queued_requests=...)".
+        return "shed", "ingress_full" if b"backpressure" in body else "unavailable"
+    return "failed", "proxy_failed"
 
 
 def _is_plain_server_error(message: Message) -> bool:
