@@ -1,6 +1,6 @@
 """deploy/grafana/linkedin-posts.json, offline: every panel says what it shows, every query is
 PromQL that Prometheus accepts, and every metric of the graph it reads is one the code records.
-(Its queries against a real Prometheus over a running graph: issue 17, still open.)"""
+(Its queries against a real Prometheus over a running graph: tests/test_observability.py.)"""
 
 from __future__ import annotations
 
