@@ -128,9 +128,11 @@ class CacheMetrics:
             self.redis_reconnects.inc()
         self._redis_was_down = not up
 
-    def watch(self, cache: TieredCache) -> None:
+    def watch(self, cache: TieredCache | None) -> None:
         """Hear a TieredCache's Redis layer change state, its single-flight followers and its
-        refreshes."""
+        refreshes (None: the Ingress with the cache off, or no shared layer: nothing to hear)."""
+        if cache is None:
+            return
         cache.single_flight.on_follow = self.record_follower
         cache.on_refresh = self.record_refresh
         if cache.l2 is not None:

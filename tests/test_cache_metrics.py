@@ -74,6 +74,12 @@ def test_watch_hears_the_caches_redis_followers_and_refreshes() -> None:
     assert metrics.refreshes.incs == [(1.0, {"outcome": "skipped"})]
 
 
+def test_an_ingress_without_a_shared_cache_watches_nothing() -> None:
+    # The Ingress with `cache.enabled: false` has no shared cache: it must still start (the
+    # benchmarks' graph scenario runs so; an AttributeError here failed every Ingress replica).
+    CacheMetrics().watch(None)
+
+
 def test_a_model_load_counts_converted_weights_only_for_a_gguf_file() -> None:
     metrics = faked(ModelMetrics("title"), ("converted_weights",), ("load_seconds",))
     metrics.record_model_load(2.5, "converted")
