@@ -155,6 +155,11 @@ class ModelMetrics:
             description="New tokens decoded.",
             tag_keys=("part",),
         )
+        self.prompt_tokens = Counter(
+            "linkedin_posts_prompt_tokens",
+            description="Prompt tokens of the jobs decoded (a prefix reused from memory included).",
+            tag_keys=("part",),
+        )
 
         self.first_piece = Histogram(
             "linkedin_posts_stream_first_piece_seconds",
@@ -178,6 +183,11 @@ class ModelMetrics:
         self.prefill = self._seconds(
             "linkedin_posts_prefill_seconds",
             "seconds a job's prompt took through the model",
+            _WAIT_BOUNDARIES,
+        )
+        self.decode = self._seconds(
+            "linkedin_posts_decode_seconds",
+            "seconds a job decoded, from its first token to its last",
             _WAIT_BOUNDARIES,
         )
         self.first_token = self._seconds(
@@ -226,9 +236,12 @@ class ModelMetrics:
         tags = self.tags
         self.batch_size.observe(result.batch_size, tags=tags)
         self.tokens.inc(result.new_tokens, tags=tags)
+        if result.prompt_tokens:
+            self.prompt_tokens.inc(result.prompt_tokens, tags=tags)
         self.queue_wait.observe(result.queue_ms / 1000, tags=tags)
         self.prefill.observe(result.prefill_ms / 1000, tags=tags)
         self.first_token.observe(result.first_token_ms / 1000, tags=tags)
+        self.decode.observe(result.decode_ms / 1000, tags=tags)
         if result.new_tokens > 1:
             self.per_token.observe(result.per_token_ms / 1000, tags=tags)
 

@@ -215,11 +215,17 @@ class GenerationResult(BaseModel):
     queue_ms: float = 0.0  # waiting to join the batch
     prefill_ms: float = 0.0  # its prompt through the model
     first_token_ms: float = 0.0  # from reaching the engine to its first token
+    prompt_tokens: int = 0  # its prompt's tokens (a reused prefix included)
+
+    @property
+    def decode_ms(self) -> float:
+        """From its first token to its last."""
+        return self.elapsed_ms - self.first_token_ms
 
     @property
     def per_token_ms(self) -> float:
         """Decode time per output token after the first (time per output token)."""
-        return (self.elapsed_ms - self.first_token_ms) / max(1, self.new_tokens - 1)
+        return self.decode_ms / max(1, self.new_tokens - 1)
 
 
 # ---- Streaming: what crosses the graph while a post is written (POST /v1/posts/stream) ----------

@@ -183,6 +183,7 @@ def test_results_carry_their_timings_and_the_engine_reports_its_load(
     for result in results:
         assert result.queue_ms >= 0 and result.prefill_ms > 0
         assert result.queue_ms + result.prefill_ms <= result.first_token_ms <= result.elapsed_ms
-        assert result.per_token_ms > 0
+        assert result.per_token_ms > 0 and result.decode_ms > 0
+        assert result.prompt_tokens == len(generator.tokenize(_job(1, 8)))
     assert loads[0].rows == 2 and loads[0].kv_bytes > 0, "reported while decoding"
     assert loads[-1] == EngineLoad(rows=0, waiting=0, kv_bytes=0), "and once it emptied"
