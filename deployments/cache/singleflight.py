@@ -36,7 +36,6 @@ from deployments.cache.layers import RedisLayer
 logger = logging.getLogger("ray.serve")
 
 T = TypeVar("T")
-FOLLOW_OUTCOMES = ("same_process", "other_process", "gave_up")
 
 
 @dataclass

@@ -48,15 +48,6 @@ OUTCOMES = (
     "failed",
 )
 REASONS = ("model_queue_full", "generation_failed", "rate_limit", "failed_keys", "none")
-# What Serve's proxy answers before any Ingress replica (edge.proxy_guard counts these).
-PROXY_REASONS = (
-    "ingress_full",
-    "unavailable",
-    "replica_lost",
-    "proxy_failed",
-    "proxy_timeout",
-    "headers_too_large",
-)
 
 
 def outcome_of(status: int, stated: str | None) -> str:

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from deployments.schemas import PARTS
 from deployments.settings import AppSettings, ModelSettings
@@ -47,7 +47,7 @@ class LoadedModel:
     dtype: str  # of the activations (and of the weights, unless `quantization` says otherwise)
     quantization: str = "none"  # how Linear weights are kept: none, float16_weights, int8
     # A GGUF file's converted weights: hit (on disk already), converted (now); none: no GGUF.
-    converted_weights: str = "none"
+    converted_weights: Literal["hit", "converted", "none"] = "none"
 
 
 def _default_gguf_source() -> ModelSource:
@@ -175,7 +175,7 @@ def load_model(settings: ModelSettings) -> LoadedModel:
         torch.cuda.set_per_process_memory_fraction(settings.gpu_memory_fraction)
 
     path = source.path
-    converted_weights = "none"
+    converted_weights: Literal["hit", "converted", "none"] = "none"
     if source.gguf_file:
         converted = converted_dir(source, Path(settings.converted_dir))
         converted_weights = "hit" if (converted / COMPLETE_MARKER).exists() else "converted"
