@@ -56,11 +56,10 @@ prometheus-install:
 	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }
 
-# Prometheus on 127.0.0.1:9090 over every Ray node's metrics (deploy/prometheus/prometheus.yml),
-# beside `make run` or `make cluster`; its data in .prometheus/.
+# Prometheus on 127.0.0.1:9090 over every Ray node's metrics, beside `make run` or `make cluster`
+# (deploy/run_prometheus.py finds the running one's nodes); its config and data in .prometheus/.
 prometheus: prometheus-install
-	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=.prometheus \
-		--web.listen-address=127.0.0.1:9090
+	$(BIN)/python deploy/run_prometheus.py
 
 test: lint browser prometheus-install
 	$(BIN)/pytest -q

@@ -28,6 +28,7 @@ import httpx
 import pytest
 import yaml
 
+from deploy.run_prometheus import write_config
 from tests.local_cluster_cli import cluster
 from tests.redis_server import RedisServer, free_port
 
@@ -104,14 +105,11 @@ class Observed:
 
 
 def start_prometheus(tmp_path: Path, discovery_file: Path) -> tuple[subprocess.Popen, str]:
-    """The repository's config, pointed at this cluster's discovery file."""
+    """The repository's config, pointed at this cluster's discovery file (as `make prometheus`
+    writes it)."""
     prometheus = shutil.which("prometheus")
     assert prometheus, "prometheus is missing: `make prometheus-install`"
-    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    config["rule_files"] = [str(PROMETHEUS_DIR / name) for name in config["rule_files"]]
-    config["scrape_configs"][0]["file_sd_configs"][0]["files"] = [str(discovery_file)]
-    path = tmp_path / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_config(discovery_file, tmp_path / "prometheus.yml")
     port = free_port()
     process = subprocess.Popen(
         [

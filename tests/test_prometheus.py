@@ -1,15 +1,23 @@
-"""deploy/prometheus/: the config and alert rules pass Prometheus's own checks, and every alert
-fires (and stays quiet) as its promtool unit tests say (`make test` installs Debian's
-prometheus package, which brings promtool)."""
+"""deploy/prometheus/: the config and alert rules pass Prometheus's own checks, every alert
+fires (and stays quiet) as its promtool unit tests say, and `make prometheus`
+(deploy/run_prometheus.py) runs a real Prometheus over the Ray that runs (`make test` installs
+Debian's prometheus package, which brings promtool)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+
+from tests.redis_server import free_port
 
 PROMETHEUS_DIR = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
 
@@ -51,3 +59,47 @@ def test_every_alert_has_a_unit_test_and_tells_the_operator_what_to_do() -> None
         assert rule["alert"] in tested, f"{rule['alert']} never fires in alerts_test.yml"
         assert rule["annotations"]["action"], f"{rule['alert']} has no action"
         assert rule["labels"]["severity"] in ("page", "warn")
+
+
+def test_make_prometheus_finds_the_local_cluster_while_one_is_recorded(tmp_path: Path) -> None:
+    from deploy.run_prometheus import DEFAULT_TEMP_DIR, DISCOVERY_NAME, discovery_file
+
+    state = tmp_path / "state.json"
+    assert discovery_file(state) == DEFAULT_TEMP_DIR / DISCOVERY_NAME  # `make run`'s Ray
+    state.write_text(json.dumps({"temp_dir": "/tmp/lpc-abc"}))
+    assert discovery_file(state) == Path("/tmp/lpc-abc") / DISCOVERY_NAME
+
+
+def test_make_prometheus_scrapes_what_the_discovery_file_lists(tmp_path: Path) -> None:
+    """deploy/run_prometheus.py as `make prometheus` runs it: a real Prometheus that loads the
+    rules and takes its targets from the given discovery file."""
+    discovery = tmp_path / "discovery.json"
+    discovery.write_text(json.dumps([{"labels": {}, "targets": ["127.0.0.1:1"]}]))
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(PROMETHEUS_DIR.parent / "run_prometheus.py"),
+            f"--listen=127.0.0.1:{port}",
+            f"--discovery={discovery}",
+            f"--storage={tmp_path / 'prometheus'}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        targets: list[str] = []
+        while time.monotonic() < deadline and targets != ["127.0.0.1:1"]:
+            time.sleep(0.5)
+            with contextlib.suppress(httpx.HTTPError):
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/api/v1/targets", timeout=5, trust_env=False
+                ).json()
+                targets = [t["labels"]["instance"] for t in answer["data"]["activeTargets"]]
+        assert targets == ["127.0.0.1:1"]
+        rules = httpx.get(f"http://127.0.0.1:{port}/api/v1/rules", timeout=5, trust_env=False)
+        assert len(rules.json()["data"]["groups"][0]["rules"]) >= 6
+    finally:
+        process.terminate()
+        process.wait(30)
