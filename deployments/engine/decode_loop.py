@@ -166,16 +166,12 @@ class DecodeEngine:
         the batch empties (so the gauges fall to zero with the load)."""
         if self.on_load is None:
             return
-        now = time.monotonic()
-        last = self._busy_reported_at
-        if batch.rows:
-            if last is not None and now - last < LOAD_REPORT_S:
-                return
-            self._busy_reported_at = now
-        elif last is None:
-            return
-        else:
-            self._busy_reported_at = None
+        now, last, busy = time.monotonic(), self._busy_reported_at, bool(batch.rows)
+        if busy and last is not None and now - last < LOAD_REPORT_S:
+            return  # busy, and reported lately
+        if not busy and last is None:
+            return  # idle, and reported so
+        self._busy_reported_at = now if busy else None
         try:
             self.on_load(EngineLoad(len(batch.rows), self.waiting(), batch.kv_bytes()))
         except Exception:  # a gauge's failure is no reason to stop decoding

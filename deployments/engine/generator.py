@@ -64,7 +64,6 @@ class ActiveRow:
     queue_ms: float = 0.0  # from submitted to its prefill starting
     prefill_ms: float = 0.0
     first_token_ms: float = 0.0  # from submitted to its first token sampled
-    prompt_tokens: int = 0
 
 
 class IncrementalText:
@@ -264,9 +263,7 @@ class DecodeBatch:
             seen = torch.zeros((1, logits.shape[-1]), dtype=torch.bool, device=logits.device)
             if generator.generation.penalize_prompt_tokens:
                 seen[0, prompt] = True
-            active = ActiveRow(
-                row, state, next_token=-1, position=len(prompt), prompt_tokens=len(prompt)
-            )
+            active = ActiveRow(row, state, next_token=-1, position=len(prompt))
             active.queue_ms = (started - row.submitted) * 1000
             active.prefill_ms = (time.perf_counter() - started) * 1000
             if row.on_text is not None:
@@ -370,7 +367,7 @@ class DecodeBatch:
                 queue_ms=row.queue_ms,
                 prefill_ms=row.prefill_ms,
                 first_token_ms=row.first_token_ms,
-                prompt_tokens=row.prompt_tokens,
+                prompt_tokens=row.state.prompt_tokens,
             )
         )
 

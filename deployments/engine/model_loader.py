@@ -38,6 +38,10 @@ class ModelSource:
     model_id: str
 
 
+# A GGUF file's converted weights at load: hit (on disk already), converted (now); none: no GGUF.
+ConvertedWeights = Literal["hit", "converted", "none"]
+
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -46,8 +50,7 @@ class LoadedModel:
     device: str
     dtype: str  # of the activations (and of the weights, unless `quantization` says otherwise)
     quantization: str = "none"  # how Linear weights are kept: none, float16_weights, int8
-    # A GGUF file's converted weights: hit (on disk already), converted (now); none: no GGUF.
-    converted_weights: Literal["hit", "converted", "none"] = "none"
+    converted_weights: ConvertedWeights = "none"
 
 
 def _default_gguf_source() -> ModelSource:
@@ -175,7 +178,7 @@ def load_model(settings: ModelSettings) -> LoadedModel:
         torch.cuda.set_per_process_memory_fraction(settings.gpu_memory_fraction)
 
     path = source.path
-    converted_weights: Literal["hit", "converted", "none"] = "none"
+    converted_weights: ConvertedWeights = "none"
     if source.gguf_file:
         converted = converted_dir(source, Path(settings.converted_dir))
         converted_weights = "hit" if (converted / COMPLETE_MARKER).exists() else "converted"

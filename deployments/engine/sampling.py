@@ -45,6 +45,11 @@ class RowState:
             return []
         return self.ngrams.get(tuple(self.history[len(self.history) - size + 1 :]), [])
 
+    @property
+    def prompt_tokens(self) -> int:
+        """How many tokens of `history` are the prompt's (the rest were produced)."""
+        return len(self.history) - len(self.produced)
+
     def append(self, token: int) -> None:
         self.produced.append(token)
         self.history.append(token)
