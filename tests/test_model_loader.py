@@ -77,5 +77,7 @@ def test_a_gguf_file_is_converted_once_then_its_weights_are_a_hit(tmp_path: Path
     assert load_model(settings).converted_weights == "converted"
     assert load_model(settings).converted_weights == "hit"
     # The converted folder itself, named as a model: a transformers folder, nothing converted.
-    folder = ModelSettings(device="cpu", model=str(next(tmp_path.iterdir())))
+    # Its lock file lies beside it, and iterdir's order is the filesystem's.
+    (converted,) = [entry for entry in tmp_path.iterdir() if entry.is_dir()]
+    folder = ModelSettings(device="cpu", model=str(converted))
     assert load_model(folder).converted_weights == "none"
