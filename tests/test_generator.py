@@ -26,10 +26,18 @@ from deployments.schemas import GenerationJob, GenerationResult, PostRequest
 from deployments.settings import GenerationSettings, ModelSettings
 from tests.conftest import TINY_GENERATION
 
+# Every test of the engine runs on the CPU, and on CUDA where torch sees a GPU (the lent GPU
+# machine; CI has none). float32 on both: these tests compare texts token for token
+# (tests/test_cuda.py covers bfloat16, the GPU's default).
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")),
+]
 
-@pytest.fixture(scope="module")
-def generator(tiny_model_dir: Path) -> TextGenerator:
-    model_settings = ModelSettings(model=str(tiny_model_dir), device="cpu")
+
+@pytest.fixture(scope="module", params=DEVICES)
+def generator(request: pytest.FixtureRequest, tiny_model_dir: Path) -> TextGenerator:
+    model_settings = ModelSettings(model=str(tiny_model_dir), device=request.param, dtype="float32")
     return TextGenerator(
         load_model(model_settings), GenerationSettings(**TINY_GENERATION), model_settings
     )
@@ -47,9 +55,12 @@ def _ok(result: GenerationResult | Exception) -> GenerationResult:
     return result
 
 
-def test_loads_local_folder_on_cpu(generator: TextGenerator, tiny_model_dir: Path) -> None:
-    assert generator.loaded.device == "cpu"
-    assert generator.loaded.dtype == str(pick_dtype("auto", "cpu")).removeprefix("torch.")
+def test_loads_local_folder_on_its_device(generator: TextGenerator, tiny_model_dir: Path) -> None:
+    device = generator.loaded.device
+    assert next(generator.loaded.model.parameters()).device.type == device
+    assert generator.loaded.dtype == "float32"
+    if device == "cpu":
+        assert pick_dtype("auto", "cpu") is torch.float32
     assert generator.model_id == str(tiny_model_dir)
     assert generator.loaded.tokenizer.padding_side == "left"
 
@@ -103,9 +114,10 @@ def test_greedy_decoding_matches_transformers_generate(
     for seed, topic in ((1, "Code review"), (2, "Hiring juniors well")):
         job = _job(seed, max_new=24, min_new=4, topic=topic)
         prompt = ours.tokenize(job)
+        device = generator.loaded.device
         output = generator.loaded.model.generate(
-            torch.tensor([prompt]),
-            attention_mask=torch.ones((1, len(prompt)), dtype=torch.long),
+            torch.tensor([prompt], device=device),
+            attention_mask=torch.ones((1, len(prompt)), dtype=torch.long, device=device),
             do_sample=False,
             max_new_tokens=24,
             min_new_tokens=4,

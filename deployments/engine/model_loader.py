@@ -176,6 +176,9 @@ def load_model(settings: ModelSettings) -> LoadedModel:
         torch.set_num_threads(settings.torch_threads)
     if device == "cuda" and settings.gpu_memory_fraction:
         torch.cuda.set_per_process_memory_fraction(settings.gpu_memory_fraction)
+    if device == "cuda":
+        # Process-wide, as the fraction above: a model replica's process holds one model.
+        torch.backends.cuda.enable_cudnn_sdp(settings.cudnn_attention)
 
     path = source.path
     converted_weights: ConvertedWeights = "none"

@@ -72,6 +72,12 @@ class ModelSettings(_Section):
         le=1,
         description="Cap this process's share of GPU memory; Ray's fractional num_gpus does not.",
     )
+    cudnn_attention: bool = Field(
+        False,
+        description="On CUDA, let torch's attention use cuDNN. Off: cuDNN builds its attention "
+        "graph anew for every key length, so at every decode step (on an H200 a step took "
+        "2.1-2.5x as long with it at 8-64 rows, docs/benchmarks.md); vLLM turns it off too.",
+    )
     converted_dir: Path = Field(
         DEFAULT_CACHE_ROOT / "converted",
         description="Where GGUF files converted to transformers weights are kept between starts.",
