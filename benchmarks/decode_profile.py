@@ -5,8 +5,10 @@ without Ray, at the batch sizes asked, under the settings asked.
     python -m benchmarks.decode_profile --set model.quantization=int8_weights ...
 
 For each (threads, rows): the median milliseconds of a decode step (rows of real content prompts
-held to a fixed length), and torch.profiler's operators by self CPU time over a few steps.
-Writes PROFILE.md (with the machine, command, commit and date) into --out.
+held to a fixed length), and torch.profiler's operators by self CPU time over a few steps (with
+their CUDA time on a GPU). `--generate-baseline` times transformers' own `generate` on the same
+prompts beside it (a fixed batch, greedy, prefill included). Writes PROFILE.md (with the machine,
+command, commit and date) into --out.
 """
 
 from __future__ import annotations
@@ -61,11 +63,36 @@ def measure(generator: Any, rows: int, steps: int, profile_steps: int) -> tuple[
         start = time.perf_counter()
         batch.step()
         times.append((time.perf_counter() - start) * 1000)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if generator.loaded.device == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
         for _ in range(profile_steps):
             batch.step()
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14)
     return statistics.median(times), table
+
+
+@torch.inference_mode()
+def generate_baseline(generator: Any, rows: int, steps: int) -> float:
+    """transformers' `generate` on the same prompts, left-padded into one fixed batch, greedy,
+    `steps` new tokens per row: milliseconds per new token of a row, its prefill included."""
+    loaded = generator.loaded
+    prompts = [generator.tokenize(job) for job in _jobs(rows, steps)]
+    width = max(len(p) for p in prompts)
+    pad = loaded.tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=loaded.device)
+    mask = torch.tensor(
+        [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=loaded.device
+    )
+    kwargs = {"max_new_tokens": steps, "min_new_tokens": steps, "do_sample": False}
+    loaded.model.generate(ids, attention_mask=mask, pad_token_id=pad, **kwargs)  # warm-up
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        loaded.model.generate(ids, attention_mask=mask, pad_token_id=pad, **kwargs)
+        times.append((time.perf_counter() - start) * 1000 / steps)
+    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--profile-steps", type=int, default=5)
     parser.add_argument("--set", action="append", default=[], help="section.name=value")
+    parser.add_argument("--generate-baseline", action="store_true")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -94,15 +122,19 @@ def main(argv: list[str] | None = None) -> None:
         f"- model: {loaded.model_id} on {loaded.device} as {loaded.dtype}, "
         f"quantization {loaded.quantization}",
         "",
-        "| torch threads | rows | ms per step (median) | ms per row-token |",
-        "| ---: | ---: | ---: | ---: |",
+        "| torch threads | rows | ms per step (median) | ms per row-token | "
+        "transformers generate: ms per step |",
+        "| ---: | ---: | ---: | ---: | ---: |",
     ]
     tables = []
     for threads in args.threads:
         torch.set_num_threads(threads)
         for rows in args.rows:
             ms, table = measure(generator, rows, args.steps, args.profile_steps)
-            lines.append(f"| {threads} | {rows} | {ms:.1f} | {ms / rows:.2f} |")
+            baseline = "-"
+            if args.generate_baseline:
+                baseline = f"{generate_baseline(generator, rows, args.steps):.1f}"
+            lines.append(f"| {threads} | {rows} | {ms:.1f} | {ms / rows:.2f} | {baseline} |")
             print(lines[-1], flush=True)
             tables += ["", f"## {threads} threads, {rows} rows", "", "```", table, "```"]
     args.out.mkdir(parents=True, exist_ok=True)

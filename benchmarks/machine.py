@@ -85,6 +85,18 @@ def load_average() -> str:
         return "unknown"
 
 
+def gpu_model() -> str:
+    """The first GPU torch sees, or "none"."""
+    try:
+        import torch
+    except ImportError:
+        return "none (no torch)"
+    if not torch.cuda.is_available():
+        return "none"
+    props = torch.cuda.get_device_properties(0)
+    return f"{props.name}, {props.total_memory / 1024**3:.0f} GiB, CUDA {torch.version.cuda}"
+
+
 def machine_info(argv: list[str] | None = None, module: str = "benchmarks") -> dict[str, str]:
     return {
         "command": f"`{command_line(argv, module)}`",
@@ -92,6 +104,7 @@ def machine_info(argv: list[str] | None = None, module: str = "benchmarks") -> d
         "git commit": git_commit(),
         "machine": f"{cpu_model()}, {cpu_counts()} CPUs, {memory_total()} memory, "
         f"{platform.system()} {platform.release()}",
+        "gpu": gpu_model(),
         "load average at start (1/5/15 min)": load_average(),
         "versions": f"python {platform.python_version()}, torch {version('torch')}, "
         f"ray {version('ray')}, transformers {version('transformers')}",
