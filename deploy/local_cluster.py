@@ -175,6 +175,9 @@ def serve_status(state: dict[str, Any]) -> str:
     return _run(str(BIN / "serve"), "status", "--address", state["dashboard"], check=False)
 
 
+VIEW_PREFIX = "cluster view: "
+
+
 def cluster_view(state: dict[str, Any]) -> dict[str, Any]:
     """{"nodes": {name: {"node_id", "alive", "node_manager_port"}}, "replicas": {deployment:
     [node name of each running replica]}}; nodes are named by the resource only they advertise
@@ -199,14 +202,23 @@ for actor in list_actors(address={state["address"]!r}, filters=alive, limit=1000
     if actor.class_name.startswith("ServeReplica:"):
         deployment = actor.class_name.split(":")[-1]
         placed.setdefault(deployment, []).append(names.get(actor.node_id, actor.node_id[:8]))
-print(json.dumps({{"nodes": nodes, "replicas": placed}}))
+print({VIEW_PREFIX!r} + json.dumps({{"nodes": nodes, "replicas": placed}}), flush=True)
 """
     output = subprocess.run(
         [sys.executable, "-c", code], env=ray_env(), capture_output=True, text=True, timeout=120
     )
     if output.returncode != 0:
         raise SystemExit(f"could not read the cluster's nodes and replicas:\n{output.stderr}")
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    return parse_cluster_view(output.stdout)
+
+
+def parse_cluster_view(stdout: str) -> dict[str, Any]:
+    """The view in the driver's output. Ray prints lines of its own there too, after it: at exit,
+    once a node has died, a warning that its raylet "has lagging heartbeats"."""
+    views = [line for line in stdout.splitlines() if line.startswith(VIEW_PREFIX)]
+    if len(views) != 1:
+        raise SystemExit(f"no cluster view in the driver's output:\n{stdout}")
+    return json.loads(views[0].removeprefix(VIEW_PREFIX))
 
 
 def replicas(state: dict[str, Any]) -> dict[str, list[str]]:

@@ -90,6 +90,20 @@ def running_cluster(fast_scaling_config: Path) -> Iterator[None]:
         assert not list((REPO / ".cluster").glob("state.json"))
 
 
+def test_the_cluster_view_is_read_from_among_rays_own_lines() -> None:
+    # Once a node has died, Ray prints a warning after the view as its driver exits (make test
+    # failed with a JSONDecodeError on that line, in test_a_worker_node_killed_under_load).
+    module = local_cluster()
+    view = {"nodes": {"head": {"alive": True}}, "replicas": {"Ingress": ["head", "worker-1"]}}
+    stdout = (
+        f"{module.VIEW_PREFIX}{json.dumps(view)}\n"
+        "\t(2) raylet has lagging heartbeats due to slow network or busy workload.\n"
+    )
+    assert module.parse_cluster_view(stdout) == view
+    with pytest.raises(SystemExit, match="no cluster view"):
+        module.parse_cluster_view("\t(2) raylet has lagging heartbeats\n")
+
+
 def test_replicas_spread_over_the_nodes_and_status_shows_them(running_cluster: None) -> None:
     placed = replicas()
     assert set(placed) == set(DEPLOYMENT_NAMES)
