@@ -377,6 +377,14 @@ def test_an_ingress_replica_killed_mid_request_is_a_json_503_never_a_plain_500(
     while app.get("/readyz").status_code != 200:
         assert time.monotonic() < deadline, "the Ingress replica was not replaced"
         time.sleep(0.5)
+    # Ready is not yet serving within this app's 3 s: twice in make test a post of the tests
+    # after this one timed out (the killed replica's calls downstream run on, as Serve does not
+    # cancel them, and the new replica makes its handles on first use); alone the first post
+    # took 0.6 s. Those tests need the service back, so wait for a post to be served.
+    fresh = {"topic": "After the Ingress was replaced", "use_cache": False, "length": "short"}
+    while app.post("/v1/posts", json=fresh, headers=AUTH).status_code != 200:
+        assert time.monotonic() < deadline, "no post was served after the Ingress was replaced"
+        time.sleep(1)
 
 
 def test_request_id_travels_through_every_deployment_into_json_logs(app: ServeApp) -> None:
