@@ -19,17 +19,12 @@ import torch
 
 from deployments.engine.generator import DecodeBatch, PendingRow, TextGenerator
 from deployments.engine.model_loader import load_model
-from deployments.post.prompts import build_job
-from deployments.schemas import GenerationJob, GenerationResult, PostRequest
+from deployments.schemas import GenerationResult
 from deployments.settings import GenerationSettings, ModelSettings
 from tests.conftest import TINY_GENERATION
+from tests.test_generator import _job
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
-
-
-def _job(seed: int, max_new: int) -> GenerationJob:
-    job = build_job("content", PostRequest(topic="Code review"), seed, GenerationSettings())
-    return job.model_copy(update={"max_new_tokens": max_new, "min_new_tokens": max_new})
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +46,8 @@ def test_rows_decode_together_with_their_cache_on_the_gpu(generator: TextGenerat
     results: list[GenerationResult | Exception] = []
     batch = DecodeBatch(generator)
     budgets = [5, 9, 14, 20]
-    batch.admit([PendingRow(_job(i, n), deliver=results.append) for i, n in enumerate(budgets)])
+    jobs = [_job(i, max_new=n, min_new=n) for i, n in enumerate(budgets)]
+    batch.admit([PendingRow(job, deliver=results.append) for job in jobs])
     assert batch.cache is not None and batch.mask.device.type == "cuda"
     keys = batch.cache.layers[0].keys
     assert keys is not None and keys.device.type == "cuda" and keys.dtype == torch.bfloat16

@@ -415,11 +415,7 @@ def test_no_plain_key_reaches_any_log(app: ServeApp) -> None:
     controller's, the proxy's, every replica's, the workers') holds either key."""
     for key in (KEY, LIMITED_KEY):
         response = app.post("/v1/posts", json={"topic": "Logged keys"}, headers=bearer(key))
-        # Past this app's 3 s timeout (replicas replaced by the tests before may still be
-        # starting on 2 cores) the answer is a 504, and its path must not log the key either.
-        assert response.status_code in (200, 429, 504), response.text
-        if response.status_code == 504:
-            assert response.json()["error"]["code"] == "timeout"
+        assert response.status_code in (200, 429), response.text
     time.sleep(2)  # log lines are flushed by their writers
     logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
     files = [path for path in logs.rglob("*") if path.is_file()]

@@ -174,10 +174,10 @@ def load_model(settings: ModelSettings) -> LoadedModel:
     dtype = pick_dtype(settings.dtype, device)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    if device == "cuda" and settings.gpu_memory_fraction:
-        torch.cuda.set_per_process_memory_fraction(settings.gpu_memory_fraction)
     if device == "cuda":
-        # Process-wide, as the fraction above: a model replica's process holds one model.
+        # Both process-wide: a model replica's process holds one model.
+        if settings.gpu_memory_fraction:
+            torch.cuda.set_per_process_memory_fraction(settings.gpu_memory_fraction)
         torch.backends.cuda.enable_cudnn_sdp(settings.cudnn_attention)
 
     path = source.path
