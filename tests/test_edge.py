@@ -377,10 +377,24 @@ def test_an_ingress_replica_killed_mid_request_is_a_json_503_never_a_plain_500(
     while app.get("/readyz").status_code != 200:
         assert time.monotonic() < deadline, "the Ingress replica was not replaced"
         time.sleep(0.5)
-    # Ready is not yet serving within this app's 3 s: twice in make test a post of the tests
-    # after this one timed out (the killed replica's calls downstream run on, as Serve does not
-    # cancel them, and the new replica makes its handles on first use); alone the first post
-    # took 0.6 s. Those tests need the service back, so wait for a post to be served.
+    # The killed replica's calls downstream are not cancelled with it (Serve cancels a call when
+    # its caller cancels it, not when its caller dies): they decode their 3000 tokens to the end.
+    # Until then posts are slow (2.0, 1.7, 0.8, 0.5 s one after another, measured), and in make
+    # test the next tests' posts timed out at this app's 3 s three times. Wait for the models to
+    # stop decoding (one replica each here), then for a post to be served.
+    models = [
+        serve.get_deployment_handle(name, app_name=app.name)
+        for name in ("TitleModel", "ContentModel", "HashtagModel")
+    ]
+
+    def steps() -> list[int]:
+        return [model.info.remote().result()["steps"] for model in models]
+
+    previous, current = None, steps()
+    while current != previous:  # steady for a second
+        assert time.monotonic() < deadline, "the models went on decoding"
+        time.sleep(1)
+        previous, current = current, steps()
     fresh = {"topic": "After the Ingress was replaced", "use_cache": False, "length": "short"}
     while app.post("/v1/posts", json=fresh, headers=AUTH).status_code != 200:
         assert time.monotonic() < deadline, "no post was served after the Ingress was replaced"
